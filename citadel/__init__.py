@@ -1,0 +1,7 @@
+"""Citadel: a SPIFFE certificate authority and zero-trust identity service."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"
