@@ -29,6 +29,10 @@ __all__ = ["JwtAuthority", "TrustBundle"]
 
 USE_X509 = "x509-svid"
 USE_JWT = "jwt-svid"
+# Bounds that keep hostile numbers out of timedelta (OverflowError) and out of peers that
+# hold these fields in fixed-width integers.
+MAX_SEQUENCE = 2**64 - 1
+MAX_REFRESH_HINT_SECONDS = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +55,15 @@ def _public_jwk(key: PublicKey) -> dict[str, Any]:
 
 def _key_from_jwk(entry: Mapping[str, Any]) -> PublicKey:
     kty = entry.get("kty")
+    # Outside the try below: InvalidBundleError is a ValueError and would be re-labelled.
+    if kty not in ("EC", "RSA"):
+        raise InvalidBundleError(f"bundle key type {str(kty)[:16]!r} is not supported")
     key: object
     try:
         if kty == "EC":
             key = ECAlgorithm.from_jwk(dict(entry))
-        elif kty == "RSA":
-            key = RSAAlgorithm.from_jwk(dict(entry))
         else:
-            raise InvalidBundleError(f"bundle key type {str(kty)[:16]!r} is not supported")
+            key = RSAAlgorithm.from_jwk(dict(entry))
     except (JwkError, ValueError, KeyError, TypeError) as exc:
         raise InvalidBundleError("bundle key is malformed") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
@@ -125,10 +130,13 @@ class TrustBundle:
         Raises:
             InvalidBundleError: not JSON, oversized, or an entry breaks the format.
         """
-        if len(data) > MAX_PEM_BYTES:
+        size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+        if size > MAX_PEM_BYTES:
             raise InvalidBundleError("SPIFFE bundle is too large")
         try:
             document = json.loads(data)
+        except RecursionError as exc:  # deeply nested arrays/objects
+            raise InvalidBundleError("SPIFFE bundle is nested too deeply") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidBundleError("SPIFFE bundle is not valid JSON") from exc
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
@@ -146,16 +154,23 @@ class TrustBundle:
                 if not isinstance(kid, str) or not kid:
                     raise InvalidBundleError(f"bundle key #{index + 1} (jwt-svid) has no 'kid'")
                 jwt_keys.append(JwtAuthority(kid, _key_from_jwk(entry)))
+            elif use is None:
+                raise InvalidBundleError(f"bundle key #{index + 1} has no 'use'")
             else:
                 raise InvalidBundleError(
                     f"bundle key #{index + 1} has unknown use {str(use)[:32]!r}"
                 )
         sequence = document.get("spiffe_sequence", 0)
         hint = document.get("spiffe_refresh_hint")
-        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-            raise InvalidBundleError("spiffe_sequence must be a non-negative integer")
-        if hint is not None and (not isinstance(hint, int) or isinstance(hint, bool) or hint < 0):
-            raise InvalidBundleError("spiffe_refresh_hint must be a non-negative integer")
+        if not _is_bounded_int(sequence, MAX_SEQUENCE):
+            raise InvalidBundleError(
+                f"spiffe_sequence must be a non-negative integer of at most {MAX_SEQUENCE}"
+            )
+        if hint is not None and not _is_bounded_int(hint, MAX_REFRESH_HINT_SECONDS):
+            raise InvalidBundleError(
+                "spiffe_refresh_hint must be a non-negative integer of at most "
+                f"{MAX_REFRESH_HINT_SECONDS} seconds"
+            )
         return cls(
             trust_domain,
             tuple(roots),
@@ -174,6 +189,10 @@ class TrustBundle:
         )
 
 
+def _is_bounded_int(value: object, maximum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
+
+
 def _x509_entry(entry: Mapping[str, Any], index: int) -> x509.Certificate:
     chain = entry.get("x5c")
     if "kid" in entry:
@@ -183,6 +202,6 @@ def _x509_entry(entry: Mapping[str, Any], index: int) -> x509.Certificate:
     try:
         der = base64.b64decode(chain[0], validate=True)
         cert = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise InvalidBundleError(f"bundle key #{index + 1} has a malformed certificate") from exc
     return cert

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
@@ -87,20 +88,26 @@ def parse_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         raise InvalidCsrError("CSR is empty")
     if len(raw) > MAX_CSR_BYTES:
         raise InvalidCsrError(f"CSR is larger than {MAX_CSR_BYTES} bytes")
+    pem_block: bytes | None = None
+    if b"-----BEGIN" in raw:
+        # Outside the try below: InvalidCsrError is a ValueError and would be re-labelled.
+        matches = list(_PEM_CSR.finditer(raw))
+        if len(matches) != 1:
+            raise InvalidCsrError("CSR PEM must hold exactly one certificate request")
+        pem_block = matches[0].group(0)
     try:
-        if b"-----BEGIN" in raw:
-            matches = list(_PEM_CSR.finditer(raw))
-            if len(matches) != 1:
-                raise InvalidCsrError("CSR PEM must hold exactly one certificate request")
-            return x509.load_pem_x509_csr(matches[0].group(0))
+        if pem_block is not None:
+            return x509.load_pem_x509_csr(pem_block)
         return x509.load_der_x509_csr(raw)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise InvalidCsrError("CSR could not be parsed") from exc
 
 
 def _check_dns_name(name: str) -> str:
+    # isascii first: str.lower() maps some non-ASCII letters (KELVIN SIGN) onto ASCII ones.
+    # fullmatch, not match: '$' would accept a trailing newline.
     lowered = name.lower()
-    if len(lowered) > 253 or not _DNS_LABEL.match(lowered):
+    if len(lowered) > 253 or not name.isascii() or not _DNS_LABEL.fullmatch(lowered):
         raise InvalidCsrError(f"DNS SAN {name[:64]!r} is not a valid DNS name")
     return lowered
 
@@ -113,25 +120,36 @@ def validate_workload_csr(
     Raises:
         InvalidCsrError: the message names the rule that failed.
     """
+    # The digest first: cryptography reports a SHA-1 signature as invalid, which would hide
+    # the real reason.
+    try:
+        hash_algorithm = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm as exc:
+        raise InvalidCsrError("CSR is signed with a weak or unsupported digest") from exc
+    if hash_algorithm is not None and hash_algorithm.name in _WEAK_HASHES:
+        raise InvalidCsrError("CSR is signed with a weak or unsupported digest")
     try:
         signature_ok = csr.is_signature_valid
     except Exception as exc:  # cryptography raises assorted errors on odd algorithms
         raise InvalidCsrError("CSR signature could not be checked") from exc
     if not signature_ok:
         raise InvalidCsrError("CSR signature does not verify")
-    hash_algorithm = csr.signature_hash_algorithm
-    if hash_algorithm is None or hash_algorithm.name in _WEAK_HASHES:
-        raise InvalidCsrError("CSR is signed with a weak or unsupported digest")
     try:
         public_key = csr.public_key()
         key_type = key_type_of(public_key)
     except InvalidKeyError as exc:
         raise InvalidCsrError(f"CSR key is not allowed: {exc.message}") from exc
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise InvalidCsrError("CSR public key could not be read") from exc
-    if csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+    if hash_algorithm is None:  # after the key check: Ed25519 has no digest, and is a key problem
+        raise InvalidCsrError("CSR is signed with a weak or unsupported digest")
+    try:
+        subject = csr.subject
+    except ValueError as exc:
+        raise InvalidCsrError("CSR subject is malformed") from exc
+    if subject.get_attributes_for_oid(NameOID.COMMON_NAME):
         raise InvalidCsrError("CSR must not carry a common name")
-    if csr.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+    if subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
         raise InvalidCsrError("CSR must not carry an e-mail address")
     try:
         extensions = list(csr.extensions)
@@ -164,9 +182,10 @@ def validate_workload_csr(
     ):
         if san.get_values_for_type(forbidden):
             raise InvalidCsrError(f"CSR must not carry {label} SANs")
-    dns_names = tuple(_check_dns_name(n) for n in san.get_values_for_type(x509.DNSName))
-    if dns_names and not allow_dns_names:
+    requested_dns = san.get_values_for_type(x509.DNSName)
+    if requested_dns and not allow_dns_names:
         raise InvalidCsrError("CSR must not carry DNS SANs")
+    dns_names = tuple(_check_dns_name(n) for n in requested_dns)
     try:
         spiffe_id = SpiffeId.parse(uris[0])
     except InvalidSpiffeIdError as exc:

@@ -134,11 +134,16 @@ def load_private_key_pem(data: bytes | str, *, password: bytes | None = None) ->
     try:
         key = serialization.load_pem_private_key(raw, password=password)
     except TypeError as exc:
-        raise InvalidKeyError("private key is encrypted; a passphrase is required") from exc
+        # cryptography raises TypeError both ways round; say which one happened.
+        if password is None:
+            raise InvalidKeyError("private key is encrypted; a passphrase is required") from exc
+        raise InvalidKeyError("private key is not encrypted, but a passphrase was given") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidKeyError(
-            "private key could not be loaded (malformed PEM or wrong passphrase)"
-        ) from exc
+        if password is not None and b"ENCRYPTED" in raw:
+            raise InvalidKeyError(
+                "private key could not be decrypted (wrong passphrase or damaged key)"
+            ) from exc
+        raise InvalidKeyError("private key could not be loaded (malformed PEM)") from exc
     return _checked(key)
 
 

@@ -43,7 +43,7 @@ def load_certificates_pem(
     for index, block in enumerate(blocks):
         try:
             certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
             raise InvalidCertificateError(f"{what}: certificate #{index + 1} is malformed") from exc
     return certs
 
@@ -51,7 +51,7 @@ def load_certificates_pem(
 def load_certificate_der(data: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InvalidCertificateError("certificate DER is malformed") from exc
 
 

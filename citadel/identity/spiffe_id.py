@@ -29,16 +29,17 @@ _PATH_CHARS = frozenset(string.ascii_letters + string.digits + ".-_")
 def _check_trust_domain(name: str) -> None:
     if not name:
         raise InvalidTrustDomainError("trust domain is missing")
-    if len(name.encode("utf-8")) > MAX_TRUST_DOMAIN_BYTES:
+    # surrogatepass: a lone surrogate must reach the charset rule, not crash the length rule.
+    if len(name.encode("utf-8", errors="surrogatepass")) > MAX_TRUST_DOMAIN_BYTES:
         raise InvalidTrustDomainError(f"trust domain is longer than {MAX_TRUST_DOMAIN_BYTES} bytes")
+    if "@" in name:  # before the charset loop, so "user:pw@td" is not reported as a port
+        raise InvalidTrustDomainError("trust domain must not carry userinfo")
     for ch in name:
         if ch not in _TD_CHARS:
             if ch in string.ascii_uppercase:
                 raise InvalidTrustDomainError("trust domain must be lowercase")
             if ch == ":":
                 raise InvalidTrustDomainError("trust domain must not carry a port")
-            if ch == "@":
-                raise InvalidTrustDomainError("trust domain must not carry userinfo")
             if ch == "%":
                 raise InvalidTrustDomainError("trust domain must not be percent-encoded")
             raise InvalidTrustDomainError(
@@ -52,9 +53,10 @@ def _check_path(path: str) -> None:
     if not path.startswith("/"):
         raise InvalidSpiffeIdError("path must start with '/'")
     segments = path[1:].split("/")
-    for segment in segments:
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
         if segment == "":
-            if path.endswith("/") and segment is segments[-1]:
+            if index == last:
                 raise InvalidSpiffeIdError("path must not end with '/'")
             raise InvalidSpiffeIdError("path must not contain empty segments")
         if segment in (".", ".."):
@@ -123,7 +125,7 @@ class SpiffeId:
         if not isinstance(self.path, str):
             raise TypeError("path must be a str")
         _check_path(self.path)
-        if len(str(self).encode("utf-8")) > MAX_SPIFFE_ID_BYTES:
+        if len(str(self).encode("utf-8", errors="surrogatepass")) > MAX_SPIFFE_ID_BYTES:
             raise InvalidSpiffeIdError(f"SPIFFE ID is longer than {MAX_SPIFFE_ID_BYTES} bytes")
 
     @classmethod
