@@ -8,6 +8,8 @@ import pytest
 
 from citadel.identity.clock import ManualClock
 
+pytest_plugins = ["tests.peers.postgres"]
+
 # A fixed validation time keeps certificate tests independent of the wall clock.
 FIXED_NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -1,0 +1,158 @@
+"""ORM models. Private to :mod:`citadel.store`: rows never leave the package.
+
+The schema itself is created only by Alembic (``migrations/versions``); a test checks that
+the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from citadel.store.validation import (
+    MAX_ACTION_BYTES,
+    MAX_FINGERPRINT_BYTES,
+    MAX_NAME_BYTES,
+    MAX_SERIAL_BYTES,
+    MAX_SPIFFE_ID_BYTES,
+    MAX_TOKEN_HASH_BYTES,
+)
+
+__all__ = [
+    "AUDIT_HEAD_ID",
+    "AuditEventRow",
+    "AuditHeadRow",
+    "AuthorityRow",
+    "Base",
+    "IssuedCertificateRow",
+    "JoinTokenRow",
+    "LockRow",
+    "UtcDateTime",
+]
+
+AUDIT_HEAD_ID: Final = 1
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC and always read back as aware UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text, which sorts correctly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AuthorityRow(Base):
+    __tablename__ = "authorities"
+
+    id: Mapped[str] = mapped_column(String(MAX_NAME_BYTES), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    key_ref: Mapped[str] = mapped_column(Text)
+    serial_hex: Mapped[str] = mapped_column(String(MAX_SERIAL_BYTES))
+    fingerprint_sha256: Mapped[str] = mapped_column(String(MAX_FINGERPRINT_BYTES))
+    parent_id: Mapped[str | None] = mapped_column(
+        String(MAX_NAME_BYTES), ForeignKey("authorities.id")
+    )
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class IssuedCertificateRow(Base):
+    __tablename__ = "issued_certificates"
+    __table_args__ = (
+        Index("ix_issued_certificates_spiffe_id", "spiffe_id"),
+        Index("ix_issued_certificates_not_after", "not_after"),
+        Index("ix_issued_certificates_revoked_at", "revoked_at"),
+    )
+
+    serial_hex: Mapped[str] = mapped_column(String(MAX_SERIAL_BYTES), primary_key=True)
+    spiffe_id: Mapped[str] = mapped_column(String(MAX_SPIFFE_ID_BYTES))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(MAX_FINGERPRINT_BYTES))
+    issuer_fingerprint: Mapped[str] = mapped_column(String(MAX_FINGERPRINT_BYTES))
+    requester: Mapped[str] = mapped_column(Text)
+    metadata_json: Mapped[str] = mapped_column(Text)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(MAX_ACTION_BYTES))
+    subject: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """One row (id 1): the last appended seq and hash. Appends lock it to serialize."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class JoinTokenRow(Base):
+    __tablename__ = "join_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(MAX_TOKEN_HASH_BYTES), primary_key=True)
+    spiffe_id: Mapped[str] = mapped_column(String(MAX_SPIFFE_ID_BYTES))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LockRow(Base):
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(MAX_NAME_BYTES), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(MAX_NAME_BYTES))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
