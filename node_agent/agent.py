@@ -1,0 +1,216 @@
+"""Wiring: one agent = one cache, a rotator, file sources, the SDS server, the status endpoint.
+
+Threads: the scheduler (renewals, debounced file reloads), watchdog's observer, and the
+status HTTP server. The SDS server runs on the caller's asyncio loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from citadel.identity.clock import Clock, SystemClock
+from node_agent.ca_client import CaClient, CaEndpoint
+from node_agent.cert_writer import CertWriter
+from node_agent.config import AgentConfig, CredentialSettings
+from node_agent.credentials import (
+    CertificateFileCredential,
+    Credential,
+    JoinTokenCredential,
+    TokenFileCredential,
+)
+from node_agent.errors import SecretValidationError
+from node_agent.file_sources import FileSecretSources
+from node_agent.file_watch import DirectoryWatcher
+from node_agent.metrics import AgentMetrics
+from node_agent.rotator import CertificateRotator, CsrSigner, RotatorSettings
+from node_agent.scheduler import Scheduler
+from node_agent.sds.catalog import PushGate, SecretCatalog
+from node_agent.sds.server import SdsServer
+from node_agent.sds.stream_base import StreamContext
+from node_agent.secret_cache import SecretCache
+from node_agent.secret_validation import SecretValidator, ValidateSecret
+from node_agent.secrets import DEFAULT_CERTIFICATE, DEFAULT_ROOT, TlsCertificateSecret
+from node_agent.status_server import StatusServer
+
+__all__ = ["Agent", "RunningAgent", "bootstrap_credential"]
+
+_log = logging.getLogger(__name__)
+
+
+def bootstrap_credential(settings: CredentialSettings) -> Credential:
+    """The credential for the first CSR (and every CSR when not renewing over mTLS)."""
+    if settings.type == "token_file":
+        assert settings.path is not None
+        return TokenFileCredential(settings.path)
+    if settings.type == "join_token":
+        return JoinTokenCredential(path=settings.path, token=settings.token)
+    assert settings.cert_file is not None and settings.key_file is not None
+    return CertificateFileCredential(settings.cert_file, settings.key_file)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningAgent:
+    """Where a started agent can be reached."""
+
+    pid: int
+    status_port: int
+    sds_socket: str | None
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock | None = None,
+        signer: CsrSigner | None = None,
+        validator: ValidateSecret | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock if clock is not None else SystemClock()
+        self.metrics = AgentMetrics()
+        self.cache = SecretCache(self.clock)
+        self.metrics.watch_expiry(self.cache, self.clock)
+        self.validator: ValidateSecret = validator if validator is not None else SecretValidator()
+        self.scheduler = Scheduler(self.clock)
+        self.watcher = DirectoryWatcher(
+            self.scheduler, self.clock, debounce=config.file_secrets.debounce
+        )
+        endpoint = CaEndpoint(
+            address=config.ca.address,
+            mtls_address=config.ca.mtls_address,
+            server_name=config.ca.server_name,
+            timeout=config.ca.timeout,
+            cluster_id=config.ca.cluster_id,
+        )
+        writer = CertWriter(config.output_dir) if config.output_dir is not None else None
+        self.rotator = CertificateRotator(
+            RotatorSettings(
+                spiffe_id=config.spiffe_id,
+                root_bundle_path=config.ca.root_bundle,
+                key_type=config.key_type,
+                ttl=config.ttl,
+                rotation=config.rotation,
+                backoff=config.backoff,
+                renew_with_certificate=config.renew_with_certificate,
+            ),
+            signer=signer if signer is not None else CaClient(endpoint),
+            bootstrap=bootstrap_credential(config.ca.credential),
+            cache=self.cache,
+            scheduler=self.scheduler,
+            clock=self.clock,
+            metrics=self.metrics,
+            validator=self.validator,
+            rng=rng,
+            writer=writer,
+        )
+        self.files = FileSecretSources(
+            cache=self.cache,
+            clock=self.clock,
+            watcher=self.watcher,
+            validator=self.validator,
+            metrics=self.metrics,
+            allowed_dirs=config.file_secrets.allowed_dirs,
+        )
+        self.stream_context = StreamContext(
+            cache=self.cache,
+            catalog=SecretCatalog(self.files),
+            gate=PushGate(self.validator, self.clock, self.metrics),
+            metrics=self.metrics,
+        )
+        self.sds: SdsServer | None = (
+            SdsServer(config.sds.socket_path, self.stream_context) if config.sds.enabled else None
+        )
+        self.status_server = StatusServer(
+            config.status.address,
+            config.status.port,
+            readiness=self.readiness,
+            status=self.status,
+            registry=self.metrics.registry,
+            rotate=self.rotator.request_renewal,
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self, *, pid: int) -> RunningAgent:
+        """Start every component; the SDS socket is checked first so a clash fails fast.
+
+        Raises:
+            SocketPathError / SocketInUseError: the SDS socket cannot be used.
+        """
+        if self.sds is not None:
+            await self.sds.start()
+        try:
+            self.watcher.start()
+            self.watcher.watch(self.config.ca.root_bundle.parent, self.rotator.refresh_trust_bundle)
+            self.scheduler.start()
+            self.rotator.start()
+            port = self.status_server.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return RunningAgent(
+            pid=pid,
+            status_port=port,
+            sds_socket=str(self.sds.socket_path) if self.sds is not None else None,
+        )
+
+    async def stop(self) -> None:
+        self.status_server.stop()
+        if self.sds is not None:
+            await self.sds.stop()
+        self.scheduler.stop()
+        self.watcher.stop()
+
+    # --- reports -----------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, str]:
+        entry = self.cache.get(DEFAULT_CERTIFICATE)
+        if entry is None:
+            return False, "no certificate yet"
+        try:
+            self.validator(entry.secret, self.clock.now())
+        except SecretValidationError as exc:
+            return False, f"cached certificate is not usable: {exc.message}"
+        if self.cache.get(DEFAULT_ROOT) is None:
+            return False, "no trust bundle yet"
+        return True, "ready"
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        ready, reason = self.readiness()
+        error = self.rotator.last_error
+        secrets: list[dict[str, Any]] = []
+        for entry in self.cache.entries():
+            secret = entry.secret
+            item: dict[str, Any] = {
+                "name": secret.name,
+                "not_after": secret.not_after.isoformat(),
+                "expires_in_seconds": int((secret.not_after - now).total_seconds()),
+                "published_at": entry.published_at.isoformat(),
+            }
+            if isinstance(secret, TlsCertificateSecret):
+                item.update(
+                    type="tls_certificate",
+                    spiffe_id=secret.spiffe_id,
+                    serial=secret.serial_hex,
+                    not_before=secret.not_before.isoformat(),
+                )
+            else:
+                item.update(type="trust_bundle", roots=list(secret.root_fingerprints))
+            secrets.append(item)
+        next_renewal = self.rotator.next_renewal
+        return {
+            "spiffe_id": str(self.config.spiffe_id),
+            "ready": ready,
+            "reason": reason,
+            "ca_address": self.config.ca.address,
+            "ca_unreachable": self.rotator.ca_unreachable,
+            "last_error": f"{error.kind}: {error.message}" if error is not None else None,
+            "next_renewal": next_renewal.isoformat() if next_renewal is not None else None,
+            "sds_socket": str(self.config.sds.socket_path) if self.sds is not None else None,
+            "sds_watches": self.cache.subscriber_count(),
+            "secrets": secrets,
+        }

@@ -1,0 +1,1 @@
+"""Envoy's Secret Discovery Service (SotW and Delta) over a Unix socket."""
