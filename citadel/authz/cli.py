@@ -218,6 +218,18 @@ def lint_command(directory: str) -> None:
     raise click.exceptions.Exit(EXIT_LINT_ERRORS if errors else 0)
 
 
+def _serve_logging() -> None:
+    """Policy loads, refused reloads and denials are logged at INFO.
+
+    Under ``citadel`` the root logger is already set up (WARNING unless ``-v``), which makes
+    ``basicConfig`` a no-op: the authz loggers are raised to INFO explicitly.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    authz_logger = logging.getLogger("citadel.authz")
+    if authz_logger.getEffectiveLevel() > logging.INFO:
+        authz_logger.setLevel(logging.INFO)
+
+
 @authz.command("serve")
 @click.option("--policy", "policy_dir", required=True, help="Policy directory (watched).")
 @click.option("--listen", required=True, help="Loopback HOST:PORT or unix:/path.")
@@ -234,7 +246,7 @@ def serve_command(
     trust_domain: tuple[str, ...],
 ) -> None:
     """Serve Envoy ext_authz (envoy.service.auth.v3.Authorization/Check)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _serve_logging()
     try:
         parse_listen_address(listen)
     except ValueError as exc:

@@ -2,7 +2,8 @@
 
 client app -> client Envoy (outbound, plain HTTP) -> mTLS -> server Envoy (inbound) -> app.
 Each Envoy gets its certificates from its own ``citadel-agent`` over SDS on a Unix socket;
-the agents get theirs from the real ``citadel serve``.
+the agents get theirs from the real ``citadel serve``. The authz Envoy tests
+(tests/integration/authz_envoy) build their mesh from these helpers too.
 """
 
 from __future__ import annotations
@@ -13,29 +14,87 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
+from tests.peers.citadel_server import CitadelServer
+
 __all__ = [
     "App",
     "HandshakeFailed",
+    "SeenRequest",
+    "agent_config",
     "get_via",
     "handshake",
     "wait_for",
 ]
 
 
-class App:
-    """A tiny HTTP app on 127.0.0.1: answers 200 with the identity Envoy forwarded."""
+def agent_config(
+    base: Path, name: str, spiffe_id: str, ca: CitadelServer, token: str, **extra: Any
+) -> dict[str, Any]:
+    """A ``citadel-agent`` configuration: join token, 30 s certificates renewed at ratio
+    0.12, SDS on ``base/name/sds.sock``, files in ``base/name/out``; ``extra`` overrides."""
+    token_file = base / name / "join-token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    config: dict[str, Any] = {
+        "spiffe_id": spiffe_id,
+        "ttl_seconds": 30,
+        "ca": {
+            "address": ca.address,
+            "mtls_address": ca.mtls_address,
+            "server_name": "localhost",
+            "root_bundle": str(base / "roots.pem"),
+            "timeout_seconds": 3,
+            "credential": {"type": "join_token", "path": str(token_file)},
+        },
+        "rotation": {"ratio": 0.12, "jitter": 0.01},
+        "backoff": {"initial_seconds": 0.5, "max_seconds": 2},
+        "sds": {"socket_path": str(base / name / "sds.sock")},
+        "status": {"port": 0},
+        "output_dir": str(base / name / "out"),
+    }
+    config.update(extra)
+    return config
 
-    def __init__(self) -> None:
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """A request as the app received it (header names lowercase)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class App:
+    """A tiny HTTP app on 127.0.0.1: answers 200 with the identity Envoy forwarded.
+
+    Every request it receives is appended to :attr:`seen`. With ``keep_alive`` it speaks
+    HTTP/1.1 and keeps Envoy's upstream connections open (as a real app would).
+    """
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        seen: list[SeenRequest] = []
+        self.seen = seen
+
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            # Headers and body are two writes: without TCP_NODELAY the body of a kept-alive
+            # response waits for a delayed ACK (~40 ms).
+            disable_nagle_algorithm = keep_alive
+
             def do_GET(self) -> None:
+                seen.append(
+                    SeenRequest("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+                )
                 xfcc = self.headers.get("x-forwarded-client-cert", "")
                 body = f"hello from app; xfcc={xfcc}".encode()
                 self.send_response(200)
@@ -58,11 +117,17 @@ class App:
         self._thread.join(5)
 
 
-def get_via(port: int, path: str = "/", *, timeout: float = 5.0) -> tuple[int, str]:
+def get_via(
+    port: int,
+    path: str = "/",
+    *,
+    timeout: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
     """One HTTP request on a new connection to ``127.0.0.1:port``."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=dict(headers or {}))
         reply = connection.getresponse()
         return reply.status, reply.read().decode("utf-8", "replace")
     finally:

@@ -26,6 +26,7 @@ from tests.integration.node_agent.agent_process import AgentProcess
 from tests.integration.node_agent.mesh import (
     App,
     HandshakeFailed,
+    agent_config,
     get_via,
     handshake,
     wait_for,
@@ -78,34 +79,6 @@ class Mesh:
         return handshake(self.inbound_port, roots=self.roots, client_cert=self.client_cert)
 
 
-def _agent_config(
-    base: Path, name: str, spiffe_id: str, ca: CitadelServer, token: str, **extra: Any
-) -> dict[str, Any]:
-    token_file = base / name / "join-token"
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(token)
-    token_file.chmod(0o600)
-    config: dict[str, Any] = {
-        "spiffe_id": spiffe_id,
-        "ttl_seconds": 30,
-        "ca": {
-            "address": ca.address,
-            "mtls_address": ca.mtls_address,
-            "server_name": "localhost",
-            "root_bundle": str(base / "roots.pem"),
-            "timeout_seconds": 3,
-            "credential": {"type": "join_token", "path": str(token_file)},
-        },
-        "rotation": {"ratio": 0.12, "jitter": 0.01},
-        "backoff": {"initial_seconds": 0.5, "max_seconds": 2},
-        "sds": {"socket_path": str(base / name / "sds.sock")},
-        "status": {"port": 0},
-        "output_dir": str(base / name / "out"),
-    }
-    config.update(extra)
-    return config
-
-
 def _files_listener(inbound: dict[str, Any], files: Path) -> dict[str, Any]:
     """A copy of the inbound listener whose secrets are file-mounted (no client cert)."""
     listener = copy.deepcopy(inbound)
@@ -149,12 +122,12 @@ def mesh() -> Iterator[Mesh]:
         app = App()
         started.append(app)
         client_agent = AgentProcess(
-            _agent_config(base, "client", CLIENT_ID, ca, ca.create_join_token(CLIENT_ID)),
+            agent_config(base, "client", CLIENT_ID, ca, ca.create_join_token(CLIENT_ID)),
             base / "client",
             name="client-agent",
         )
         server_agent = AgentProcess(
-            _agent_config(
+            agent_config(
                 base,
                 "server",
                 SERVER_ID,
