@@ -19,6 +19,7 @@ import click
 from citadel import __version__
 from citadel.cli_ca import audit, bundle, ca, db, init
 from citadel.cli_cert import cert
+from citadel.cli_entry import entry
 from citadel.cli_errors import ErrorHandlingGroup
 from citadel.cli_params import TRUST_DOMAIN
 from citadel.cli_settings import CliSettings
@@ -140,18 +141,24 @@ def _serve_unavailable(args: tuple[str, ...]) -> None:
 
 def _register(group: CitadelGroup) -> None:
     """Every top-level command, in one place."""
+    from citadel.cli_revoke import cert_revoke, revoke_intermediate
+    from citadel.cli_rotate import rotate
+    from citadel.cli_upstream import ca_import, intermediate_csr
+
+    for ca_command in (rotate, intermediate_csr, ca_import, revoke_intermediate):
+        ca.add_command(ca_command)
+    cert.add_command(cert_revoke)
     group.add_command(init)
     group.add_command(db)
     group.add_command(ca)
     group.add_command(bundle)
     group.add_command(cert)
     group.add_command(audit)
+    group.add_command(entry)
     group.add_lazy_command(
         "serve", "citadel.server.app", "serve_command", fallback=_serve_unavailable
     )
     group.add_lazy_command("authz", "citadel.authz.cli", "authz")
-    group.add_lazy_command("token", "citadel.server.cli_token", "token")
-    group.add_lazy_command("csr", "citadel.client.cli_csr", "csr")
     group.add_lazy_command("token", "citadel.server.cli_token", "token")
     group.add_lazy_command("csr", "citadel.client.cli_csr", "csr")
 

@@ -84,6 +84,8 @@ class TokenReviewClient:
         try:
             answer = self._api.create_token_review(body, _request_timeout=self._timeout)
         except ApiException as exc:
+            if not exc.status:  # the client could not read the answer at all
+                raise KubeApiUnavailableError("TokenReview answer is unreadable") from exc
             raise translate_api_error(exc, "create a TokenReview") from exc
         except TRANSPORT_ERRORS as exc:
             raise translate_api_error(exc, "create a TokenReview") from exc
