@@ -2,7 +2,7 @@
 
 Every package adds its own ``errors.py`` whose classes subclass :class:`CitadelError`.
 An error names a *kind* (a short string, also the metric label); the mapping from kind
-to a gRPC status code lives in exactly one place, :mod:`citadel.server.status`.
+to a gRPC status code lives in exactly one place, :mod:`citadel.status`.
 
     CitadelError
     ├── citadel.identity.errors.IdentityError   (bad SPIFFE IDs, CSRs, certificates, bundles)

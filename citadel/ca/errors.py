@@ -12,7 +12,7 @@
         └── KeyManagerError          ("key_manager")         a key cannot be created, read or used
             └── KeyNotFoundError     ("key_not_found")
 
-The mapping of these kinds to gRPC status codes lives in :mod:`citadel.server.status`.
+The mapping of these kinds to gRPC status codes lives in :mod:`citadel.status`.
 """
 
 from __future__ import annotations

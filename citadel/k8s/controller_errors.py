@@ -9,7 +9,7 @@
 The controllers and elections never raise on API trouble (they retry); the readers and stores
 raise :class:`~citadel.k8s.errors.KubeApiUnavailableError` /
 :class:`~citadel.k8s.errors.KubeApiRejectedError` from :mod:`citadel.k8s.api_errors`. The
-mapping of kinds to gRPC status codes lives in :mod:`citadel.server.status`.
+mapping of kinds to gRPC status codes lives in :mod:`citadel.status`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Authentication and authorization failures extend the authz layer's tree, so one
     ├── ServingCertificateError  "serving_certificate"  the server cannot get a TLS certificate
     └── ServerConfigError        "invalid_server_config" (also a ValueError)
 
-The mapping to gRPC status codes lives in :mod:`citadel.server.status`.
+The mapping to gRPC status codes lives in :mod:`citadel.status`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from citadel.server.csr_service import CsrService
 from citadel.server.errors import RateLimitedError, RequestUnreadableError
 from citadel.server.metrics import ServerMetrics
 from citadel.server.retry_info import retry_trailers
-from citadel.server.status import status_for
+from citadel.status import status_for
 
 __all__ = ["SERVICE_NAME", "IstioCertificateServicer"]
 

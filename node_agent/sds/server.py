@@ -22,12 +22,12 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 
+from citadel.status import status_for
 from node_agent.errors import SdsRequestError, UnknownResourceError
 from node_agent.sds.delta import DeltaStream
 from node_agent.sds.envoy_secrets import SECRET_TYPE_URL, to_envoy_any
 from node_agent.sds.socket_path import prepare_socket_path
 from node_agent.sds.sotw import SotwStream
-from node_agent.sds.status import status_for
 from node_agent.sds.stream_base import StreamBase, StreamContext, Watch
 
 __all__ = ["SdsServer", "SdsServicer"]
@@ -64,7 +64,7 @@ class SdsServicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[
     async def FetchSecrets(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if not request.HasField("node") or not request.node.id:
             error = SdsRequestError("FetchSecrets requires 'node' with an 'id'")
-            await context.abort(*status_for(error))
+            await _abort(context, error)
         response = discovery_pb2.DiscoveryResponse(
             version_info=str(next(self._ctx.versions)),
             type_url=SECRET_TYPE_URL,
@@ -75,7 +75,7 @@ class SdsServicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[
                 self._ctx.catalog.ensure(name)
             except UnknownResourceError as exc:
                 self._ctx.metrics.sds_unknown_resources.labels("fetch").inc()
-                await context.abort(*status_for(exc))
+                await _abort(context, exc)
             entry = self._ctx.cache.get(name)
             if entry is not None and self._ctx.gate.allows(entry.secret):
                 response.resources.append(to_envoy_any(entry.secret))
@@ -121,7 +121,7 @@ class SdsServicer(sds_pb2_grpc.SecretDiscoveryServiceServicer):  # type: ignore[
                 except SdsRequestError as exc:
                     self._ctx.metrics.sds_stream_errors.labels(exc.kind).inc()
                     _log.warning("%s stream %d closed: %s", api, stream.stream_id, exc.message)
-                    await context.abort(*status_for(exc))
+                    await _abort(context, exc)
                 for response in responses:
                     yield response
         finally:
@@ -164,3 +164,8 @@ class SdsServer:
             self._server = None
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    status = status_for(error)
+    await context.abort(status.code, status.client_message(error))

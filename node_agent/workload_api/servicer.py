@@ -30,6 +30,7 @@ from citadel.identity.jwt_svid import (
 )
 from citadel.identity.selectors import Selector
 from citadel.identity.spiffe_id import SpiffeId
+from citadel.status import status_for
 from node_agent.attestation.errors import PeerGoneError
 from node_agent.attestation.peer import PeerProcess
 from node_agent.workload_api.errors import (
@@ -47,7 +48,6 @@ from node_agent.workload_api.responses import (
     x509_svid_response,
 )
 from node_agent.workload_api.source import IdentitySource, WorkloadIdentity
-from node_agent.workload_api.status import status_for
 
 __all__ = ["SECURITY_HEADER", "WorkloadApiServicer", "WorkloadAttestor"]
 
@@ -282,7 +282,8 @@ def _spiffe_id(value: str) -> SpiffeId:
 
 
 async def _fail(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
-    code, message = status_for(exc)
+    status = status_for(exc)
+    code, message = status.code, status.client_message(exc)
     if code is grpc.StatusCode.INTERNAL:
         _log.error("workload API %s failed", method, exc_info=exc)
     else:

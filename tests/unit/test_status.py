@@ -12,7 +12,7 @@ from citadel.errors import CitadelError
 from citadel.identity.errors import InvalidCsrError, InvalidKeyError, InvalidSpiffeIdError
 from citadel.k8s.errors import KubeApiThrottledError, KubeApiUnavailableError
 from citadel.server import errors as server_errors
-from citadel.server.status import status_for
+from citadel.status import status_for
 from citadel.store.errors import StoreError, StoreUnavailableError, TokenRejectedError
 
 C = grpc.StatusCode
@@ -94,3 +94,23 @@ def test_client_detail_is_one_short_line() -> None:
     message = status_for(error).client_message(error)
     assert "\n" not in message
     assert len(message) < 260
+
+
+def test_node_agent_errors_are_mapped_by_the_same_table() -> None:
+    from node_agent.errors import CaUnreachableError, SdsRequestError, UnknownResourceError
+    from node_agent.workload_api.errors import MissingSecurityHeaderError, NoIdentityError
+
+    cases = [
+        (SdsRequestError("no node"), C.INVALID_ARGUMENT, "no node"),
+        (UnknownResourceError("unknown resource 'x'"), C.NOT_FOUND, "unknown resource 'x'"),
+        (MissingSecurityHeaderError("header missing"), C.INVALID_ARGUMENT, "header missing"),
+        (NoIdentityError("no identity"), C.PERMISSION_DENIED, "no identity"),
+        (
+            CaUnreachableError("dial 10.0.0.1 failed"),
+            C.UNAVAILABLE,
+            "identity provider is unavailable",
+        ),
+    ]
+    for error, code, message in cases:
+        status = status_for(error)
+        assert (status.code, status.client_message(error)) == (code, message)
