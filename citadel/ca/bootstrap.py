@@ -35,6 +35,7 @@ from citadel.ca.errors import (
     KeyNotFoundError,
     RootImportError,
 )
+from citadel.ca.external_key import ExternalKey, is_external_key_ref
 from citadel.ca.keymanager.base import Key, KeyManager, key_matches_certificate
 from citadel.identity.clock import Clock
 from citadel.identity.errors import InvalidCertificateError, InvalidKeyError
@@ -240,6 +241,8 @@ def _certificate(record: AuthorityRecord) -> x509.Certificate:
 
 
 def _key(key_manager: KeyManager, record: AuthorityRecord, cert: x509.Certificate) -> Key:
+    if is_external_key_ref(record.key_ref):  # a plug-in/upstream CA above ours: verify only
+        return ExternalKey(cert)
     try:
         key = key_manager.get_key(record.key_ref)
     except KeyNotFoundError as exc:
@@ -282,7 +285,9 @@ def load_authorities(
     """
     records = repository.list_authorities(states=list(BUNDLE_STATES))
     active_intermediates = [
-        r for r in records if r.kind == "intermediate" and r.state == "active"
+        r
+        for r in records
+        if r.kind == "intermediate" and r.state == "active" and not is_external_key_ref(r.key_ref)
     ]
     bundle_records = [r for r in records if r.kind == "root"]
     if not active_intermediates or not bundle_records:
