@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from citadel.ca.bootstrap import RootImport, bundle_roots
 from citadel.ca.context import init_ca, open_repository
 from citadel.ca.errors import CaNotInitialisedError, RootImportError
+from citadel.ca.jwt_keys import JWT_KIND, published_jwt_authorities
 from citadel.ca.passphrase import read_passphrase_file
 from citadel.cli_output import echo_json, echo_table, format_remaining, format_time
 from citadel.cli_params import POSITIVE_DURATION
@@ -198,11 +199,14 @@ def bundle_show(ctx: click.Context, fmt: str) -> None:
     repository = open_repository(config)
     try:
         roots = bundle_roots(repository)
+        jwt_keys = published_jwt_authorities(
+            repository.list_authorities(kind=JWT_KIND), SystemClock().now()
+        )
     finally:
         repository.close()
     if not roots:
         raise CaNotInitialisedError("the CA is not initialised; run 'citadel init' first")
-    trust_bundle = TrustBundle(config.trust_domain, roots)
+    trust_bundle = TrustBundle(config.trust_domain, roots, jwt_keys)
     if fmt == "pem":
         click.echo(trust_bundle.to_pem(), nl=False)
     else:

@@ -8,12 +8,16 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
+from citadel.ca.bootstrap import LoadedAuthorities
 from citadel.ca.context import CaContext
 from citadel.ca.issuer import Issuer
+from citadel.ca.lifecycle import CaLifecycle
+from citadel.errors import CitadelError
 from citadel.server.agent_assembly import AgentApiParts, build_agent_api
 from citadel.server.assembly import CsrServiceParts, build_csr_service
 from citadel.server.config import ServerConfig
 from citadel.server.grpc_server import BoundPorts, CsrServer
+from citadel.server.lifecycle_link import LifecycleLink
 from citadel.server.metrics import ServerMetrics
 from citadel.server.periodic import PeriodicTasks
 from citadel.server.servicer import IstioCertificateServicer
@@ -73,6 +77,7 @@ class CaServer:
         if write_lock_file is not None:
             self._recorder = FileLockedRecorder(ca.repository, write_lock_file)
             self.issuer = _issuer_with_recorder(ca, self._recorder)
+        self.lifecycle_link = LifecycleLink(ca.repository)
         self.parts: CsrServiceParts = build_csr_service(
             config,
             issuer=self.issuer,
@@ -80,6 +85,7 @@ class CaServer:
             clock=ca.clock,
             metrics=self.metrics,
             worker_count=worker_count,
+            is_revoked=self.lifecycle_link.is_revoked,
         )
         self.serving = ServingCertificate(
             issuer=self.issuer,
@@ -89,7 +95,14 @@ class CaServer:
             clock=ca.clock,
             on_renewed=lambda material: self.metrics.set_serving_cert_expiry(material.not_after),
         )
-        self.agent_api: AgentApiParts = build_agent_api(ca=ca, config=config)
+        self.agent_api: AgentApiParts = build_agent_api(
+            ca=ca,
+            config=config,
+            issuer=self.issuer,
+            crls=self.lifecycle_link.crls,
+            is_revoked=self.lifecycle_link.is_revoked,
+            on_bundle_ack=self.lifecycle_link.record_bundle_ack,
+        )
         self.grpc = CsrServer(
             config=config,
             servicer=IstioCertificateServicer(self.parts.service, self.metrics),
@@ -104,6 +117,25 @@ class CaServer:
             interval=interval,
             name="citadel-server-maintenance",
         )
+
+    def attach_lifecycle(self, lifecycle: CaLifecycle) -> None:
+        """Check revocations against the lifecycle's index, serve its CRLs to agents, count
+        their bundle acknowledgements, and renew the serving certificate whenever the
+        stored authorities change (so it follows a rotation before the old root leaves)."""
+        self.lifecycle_link.attach(lifecycle)
+        lifecycle.watcher.add_listener(self._authorities_changed)
+
+    def _authorities_changed(self, _loaded: LoadedAuthorities) -> None:
+        try:
+            material = self.serving.renew()
+        except CitadelError as exc:
+            _log.warning(
+                "serving certificate not renewed after an authority change (will retry): %s",
+                exc.message,
+            )
+            return
+        _log.info("serving certificate renewed after an authority change: %s", material.serial_hex)
+        self.update_ca_gauges()
 
     def update_ca_gauges(self) -> None:
         issuer = self.issuer

@@ -10,6 +10,7 @@ Callers use :class:`Repository` and the records; ORM rows never leave this packa
 from __future__ import annotations
 
 from citadel.store.engine import EngineOptions
+from citadel.store.entry_records import EntryChanges, EntryTombstone
 from citadel.store.errors import (
     AuditChainError,
     ConflictError,
@@ -42,6 +43,8 @@ __all__ = [
     "AuthorityRecord",
     "ConflictError",
     "EngineOptions",
+    "EntryChanges",
+    "EntryTombstone",
     "InvalidRecordError",
     "IssuanceInput",
     "IssuedCertificateRecord",

@@ -11,7 +11,12 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from citadel.store.audit_chain import StoredHead, canonical_json, event_hash
+from citadel.store.audit_chain import (
+    StoredHead,
+    canonical_json,
+    event_hash_of_json,
+    isoformat_utc,
+)
 from citadel.store.errors import AuditChainError
 from citadel.store.models import AUDIT_HEAD_ID, AuditEventRow, AuditHeadRow
 from citadel.store.records import AuditEvent
@@ -65,15 +70,19 @@ def append(
     events: list[AuditEvent] = []
     for entry in entries:
         seq += 1
-        payload_json = canonical_json(entry.payload)
-        payload = json.loads(payload_json)
-        digest = event_hash(
+        # Store (and hash) the canonical text of the payload as it reads back: JSON turns
+        # tuples into lists and keys into strings, which can change the canonical key order
+        # ({2: .., 10: ..} sorts differently from {"2": .., "10": ..}), and the verifier
+        # checks the stored text against the payload it parses.
+        payload = json.loads(canonical_json(entry.payload))
+        payload_json = canonical_json(payload)
+        digest = event_hash_of_json(
             prev_hash=prev_hash,
             seq=seq,
-            at=entry.at,
+            at_iso=isoformat_utc(entry.at),
             action=entry.action,
             subject=entry.subject,
-            payload=payload,
+            payload_json=payload_json,
         )
         rows.append(
             {

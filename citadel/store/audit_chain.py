@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from citadel.store.records import AuditVerification, IssuanceInput, IssuedCertificateRecord
 
@@ -30,13 +30,16 @@ __all__ = [
     "ISSUED",
     "RESERVED_PAYLOAD_KEY",
     "REVOKED",
+    "IssuanceTexts",
     "StoredEvent",
     "StoredHead",
     "canonical_json",
     "certificate_row_digest",
     "event_hash",
+    "event_hash_of_json",
     "isoformat_utc",
     "issuance_payload",
+    "issuance_texts",
     "revocation_payload",
     "verify_chain",
 ]
@@ -58,6 +61,18 @@ def _json_default(value: object) -> str:
     raise TypeError(f"audit payload value of type {type(value).__name__} is not JSON")
 
 
+# One encoder for every call: json.dumps with these options would build a new one each time.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=True,
+    allow_nan=False,
+    default=_json_default,
+)
+# The encoder's own string encoder (ensure_ascii=True), for assembling canonical text.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
 def canonical_json(value: object) -> str:
     """Deterministic JSON: sorted keys, no spaces, ASCII only, no NaN; aware datetimes as
     UTC ISO strings.
@@ -66,14 +81,7 @@ def canonical_json(value: object) -> str:
         TypeError: a value is not representable (naive datetimes, sets, objects).
         ValueError: NaN or infinity.
     """
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=False,
-        default=_json_default,
-    )
+    return _CANONICAL.encode(value)
 
 
 def event_hash(
@@ -85,20 +93,37 @@ def event_hash(
     subject: str,
     payload: Mapping[str, Any],
 ) -> str:
-    body = canonical_json(
-        {
-            "seq": seq,
-            "at": isoformat_utc(at),
-            "action": action,
-            "subject": subject,
-            "payload": payload,
-        }
+    return event_hash_of_json(
+        prev_hash=prev_hash,
+        seq=seq,
+        at_iso=isoformat_utc(at),
+        action=action,
+        subject=subject,
+        payload_json=canonical_json(payload),
+    )
+
+
+def event_hash_of_json(
+    *, prev_hash: str, seq: int, at_iso: str, action: str, subject: str, payload_json: str
+) -> str:
+    """:func:`event_hash` from the payload's canonical JSON and the time's ISO text.
+
+    The body is assembled in canonical key order (action, at, payload, seq, subject), which
+    is exactly the text :func:`canonical_json` gives for the event dict, without encoding the
+    payload a second time.
+    """
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise TypeError("seq must be an int")
+    body = (
+        f'{{"action":{_json_string(action)},"at":{_json_string(at_iso)},'
+        f'"payload":{payload_json},"seq":{seq:d},"subject":{_json_string(subject)}}}'
     )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
 def certificate_row_digest(cert: IssuanceInput | IssuedCertificateRecord) -> str:
     """SHA-256 over every immutable field of an issued certificate row."""
+    metadata = dict(cert.metadata)
     fields = {
         "serial_hex": cert.serial_hex,
         "spiffe_id": cert.spiffe_id,
@@ -107,23 +132,127 @@ def certificate_row_digest(cert: IssuanceInput | IssuedCertificateRecord) -> str
         "fingerprint_sha256": cert.fingerprint_sha256,
         "issuer_fingerprint": cert.issuer_fingerprint,
         "requester": cert.requester,
-        "metadata": dict(cert.metadata),
+        "metadata": metadata,
         "certificate_pem": cert.certificate_pem,
         "issued_at": isoformat_utc(cert.issued_at),
     }
-    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+    if _all_text(cert) and all(type(k) is str and type(v) is str for k, v in metadata.items()):
+        body = _row_json(cert, fields, _string_map_json(metadata))
+    else:  # not a stored row (tests, odd callers): let the encoder decide
+        body = canonical_json(fields)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
-def issuance_payload(cert: IssuanceInput) -> dict[str, str]:
+def _all_text(cert: IssuanceInput | IssuedCertificateRecord) -> bool:
+    return (
+        type(cert.serial_hex) is str
+        and type(cert.spiffe_id) is str
+        and type(cert.fingerprint_sha256) is str
+        and type(cert.issuer_fingerprint) is str
+        and type(cert.requester) is str
+        and type(cert.certificate_pem) is str
+    )
+
+
+def _row_json(
+    cert: IssuanceInput | IssuedCertificateRecord, fields: Mapping[str, Any], metadata_json: str
+) -> str:
+    """``canonical_json(fields)`` of a row whose fields are all text (``metadata`` given as
+    its canonical JSON), written out in canonical (sorted) key order."""
+    q = _json_string
+    return (
+        f'{{"certificate_pem":{q(cert.certificate_pem)},'
+        f'"fingerprint_sha256":{q(cert.fingerprint_sha256)},'
+        f'"issued_at":{q(fields["issued_at"])},'
+        f'"issuer_fingerprint":{q(cert.issuer_fingerprint)},'
+        f'"metadata":{metadata_json},'
+        f'"not_after":{q(fields["not_after"])},'
+        f'"not_before":{q(fields["not_before"])},'
+        f'"requester":{q(cert.requester)},'
+        f'"serial_hex":{q(cert.serial_hex)},'
+        f'"spiffe_id":{q(cert.spiffe_id)}}}'
+    )
+
+
+def _string_map_json(mapping: Mapping[str, str]) -> str:
+    """``canonical_json`` of a mapping of text to text (anything else goes to the encoder)."""
+    if not mapping:
+        return "{}"
+    items = sorted(mapping.items())
+    if not all(type(key) is str and type(value) is str for key, value in items):
+        return canonical_json(dict(mapping))
+    q = _json_string
+    return "{" + ",".join([f"{q(key)}:{q(value)}" for key, value in items]) + "}"
+
+
+class IssuanceTexts(NamedTuple):
+    """The canonical text of one issuance, each piece encoded once.
+
+    Attributes:
+        payload: the issuance event payload (:func:`issuance_payload`).
+        payload_json: ``canonical_json(payload)``, as stored and hashed.
+        metadata_json: ``canonical_json(metadata)``, the certificate row's metadata column.
+        issued_at_iso: the event time as hashed (:func:`isoformat_utc`).
+    """
+
+    payload: dict[str, str]
+    payload_json: str
+    metadata_json: str
+    issued_at_iso: str
+
+
+def issuance_texts(cert: IssuanceInput) -> IssuanceTexts:
+    """Everything the issuance event and row need that does not depend on the chain.
+
+    The texts are exactly what :func:`canonical_json` gives for :func:`issuance_payload`,
+    the row fields and the metadata; when every field is text (as the repository ensures)
+    they are written out in canonical key order instead of going through the general
+    encoder (a unit test compares the two on arbitrary text).
+    """
+    if not _all_text(cert):
+        payload = _issuance_payload(cert, certificate_row_digest(cert))
+        metadata_json = canonical_json(dict(cert.metadata))
+        return IssuanceTexts(
+            payload, canonical_json(payload), metadata_json, isoformat_utc(cert.issued_at)
+        )
+    metadata_json = _string_map_json(cert.metadata)
+    fields = {
+        "not_before": isoformat_utc(cert.not_before),
+        "not_after": isoformat_utc(cert.not_after),
+        "issued_at": isoformat_utc(cert.issued_at),
+    }
+    row_json = _row_json(cert, fields, metadata_json)
+    row_sha256 = hashlib.sha256(row_json.encode()).hexdigest()
+    q = _json_string
+    payload_json = (
+        f'{{"fingerprint_sha256":{q(cert.fingerprint_sha256)},'
+        f'"issuer_fingerprint":{q(cert.issuer_fingerprint)},'
+        f'"not_after":{q(fields["not_after"])},'
+        f'"row_sha256":"{row_sha256}",'
+        f'"serial":{q(cert.serial_hex)},'
+        f'"spiffe_id":{q(cert.spiffe_id)},'
+        f'"{RESERVED_PAYLOAD_KEY}":"{ISSUED}"}}'
+    )
+    payload = _issuance_payload(cert, row_sha256, not_after_iso=fields["not_after"])
+    return IssuanceTexts(payload, payload_json, metadata_json, fields["issued_at"])
+
+
+def _issuance_payload(
+    cert: IssuanceInput, row_sha256: str, *, not_after_iso: str | None = None
+) -> dict[str, str]:
     return {
         RESERVED_PAYLOAD_KEY: ISSUED,
         "serial": cert.serial_hex,
         "spiffe_id": cert.spiffe_id,
         "fingerprint_sha256": cert.fingerprint_sha256,
-        "not_after": isoformat_utc(cert.not_after),
+        "not_after": not_after_iso or isoformat_utc(cert.not_after),
         "issuer_fingerprint": cert.issuer_fingerprint,
-        "row_sha256": certificate_row_digest(cert),
+        "row_sha256": row_sha256,
     }
+
+
+def issuance_payload(cert: IssuanceInput) -> dict[str, str]:
+    return issuance_texts(cert).payload
 
 
 def revocation_payload(
@@ -199,14 +328,14 @@ class _ChainWalk:
                     f"{event.seq}): an event was deleted",
                 )
             raise _Broken(event.seq, f"audit event seq {event.seq} is out of order")
-        payload = _parse_payload(event)
-        recomputed = event_hash(
+        payload = _parse_payload(event)  # also proves payload_json is its canonical text
+        recomputed = event_hash_of_json(
             prev_hash=event.prev_hash,
             seq=event.seq,
-            at=event.at,
+            at_iso=isoformat_utc(event.at),
             action=event.action,
             subject=event.subject,
-            payload=payload,
+            payload_json=event.payload_json,
         )
         if recomputed != event.hash:
             raise _Broken(

@@ -25,6 +25,8 @@ from citadel.store.validation import (
 
 __all__ = [
     "AUDIT_HEAD_ID",
+    "MAX_ENTRY_ID_BYTES",
+    "REGISTRATION_HEAD_ID",
     "AuditEventRow",
     "AuditHeadRow",
     "AuthorityRow",
@@ -32,10 +34,15 @@ __all__ = [
     "IssuedCertificateRow",
     "JoinTokenRow",
     "LockRow",
+    "RegistrationEntryRow",
+    "RegistrationHeadRow",
+    "RegistrationTreeChangeRow",
     "UtcDateTime",
 ]
 
 AUDIT_HEAD_ID: Final = 1
+REGISTRATION_HEAD_ID: Final = 1
+MAX_ENTRY_ID_BYTES: Final = 128  # RegistrationEntry ids are ASCII, at most 128 characters
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -156,3 +163,50 @@ class LockRow(Base):
     name: Mapped[str] = mapped_column(String(MAX_NAME_BYTES), primary_key=True)
     holder: Mapped[str] = mapped_column(String(MAX_NAME_BYTES))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RegistrationEntryRow(Base):
+    """A registration entry; a deleted one stays as a tombstone (``deleted_at`` set).
+
+    ``match_key`` (SHA-256 of parent, SPIFFE ID and sorted selectors) is unique among live
+    entries, so the same registration cannot exist twice; tombstones have none.
+    """
+
+    __tablename__ = "registration_entries"
+    __table_args__ = (
+        Index("ix_registration_entries_revision", "revision"),
+        Index("ix_registration_entries_parent_id", "parent_id"),
+        Index("ix_registration_entries_match_key", "match_key", unique=True),
+    )
+
+    entry_id: Mapped[str] = mapped_column(String(MAX_ENTRY_ID_BYTES), primary_key=True)
+    spiffe_id: Mapped[str] = mapped_column(String(MAX_SPIFFE_ID_BYTES))
+    parent_id: Mapped[str] = mapped_column(String(MAX_SPIFFE_ID_BYTES))
+    selectors_json: Mapped[str] = mapped_column(Text)
+    ttl_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    dns_names_json: Mapped[str] = mapped_column(Text)
+    hint: Mapped[str] = mapped_column(Text)
+    match_key: Mapped[str | None] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RegistrationTreeChangeRow(Base):
+    """A SPIFFE ID whose children may have moved at ``revision`` (an entry with that ID was
+    created, deleted, renamed or re-parented): agents re-check the entries below it."""
+
+    __tablename__ = "registration_tree_changes"
+
+    revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    spiffe_id: Mapped[str] = mapped_column(String(MAX_SPIFFE_ID_BYTES), primary_key=True)
+
+
+class RegistrationHeadRow(Base):
+    """One row (id 1): the last registration revision. Changes lock it to serialize."""
+
+    __tablename__ = "registration_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_revision: Mapped[int] = mapped_column(BigInteger)

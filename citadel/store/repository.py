@@ -3,7 +3,8 @@
 Every public method is one transaction. Writes go through :meth:`Repository._write_tx`,
 reads through :meth:`Repository._read_tx`; both hand a session to a private helper (in
 :mod:`~citadel.store.authorities`, :mod:`~citadel.store.certificates`,
-:mod:`~citadel.store.audit`, :mod:`~citadel.store.join_tokens`, :mod:`~citadel.store.locks`)
+:mod:`~citadel.store.audit`, :mod:`~citadel.store.join_tokens`, :mod:`~citadel.store.locks`,
+:mod:`~citadel.store.entries`)
 and map database failures to store errors in one place
 (:func:`~citadel.store.db_errors.translate_db_error`). Input is validated before a
 transaction opens, so bad input never takes a database lock.
@@ -11,6 +12,7 @@ transaction opens, so bad input never takes a database lock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -20,17 +22,30 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine.interfaces import DBAPIModule
 from sqlalchemy.orm import Session, sessionmaker
 
-from citadel.store import audit, audit_verify, authorities, certificates, join_tokens, locks
+from citadel.identity.registration import RegistrationEntry
+from citadel.store import (
+    audit,
+    audit_verify,
+    authorities,
+    certificates,
+    entries,
+    join_tokens,
+    locks,
+)
 from citadel.store.audit_chain import RESERVED_PAYLOAD_KEY, canonical_json
 from citadel.store.db_errors import translate_db_error
 from citadel.store.engine import WRITE_OPTION, EngineOptions, create_store_engine
+from citadel.store.entry_checks import checked_entry, checked_revision
+from citadel.store.entry_records import EntryChanges, EntryTombstone
 from citadel.store.errors import (
+    ConflictError,
     InvalidRecordError,
     NotFoundError,
     StoreError,
     TokenRejectedError,
 )
 from citadel.store.migrate import current_revision, head_revision, upgrade_to_head
+from citadel.store.models import MAX_ENTRY_ID_BYTES
 from citadel.store.records import (
     AUTHORITY_STATES,
     AuditEvent,
@@ -87,8 +102,9 @@ def _checked_seq(value: object) -> int:
 
 
 class Repository:
-    """Persistence for authorities, issued certificates, the audit chain, join tokens and
-    locks, on SQLite or PostgreSQL. Thread-safe; share one instance per process.
+    """Persistence for authorities, issued certificates, the audit chain, join tokens,
+    registration entries and locks, on SQLite or PostgreSQL. Thread-safe; share one
+    instance per process.
 
     Create with :meth:`open`; release with :meth:`close` (or use it as a context manager).
     """
@@ -99,6 +115,7 @@ class Repository:
         self._writer = sessionmaker(
             bind=engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._issuance_sql = certificates.IssuanceSql(engine.dialect)
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         snapshot_engine = (
             engine.execution_options(isolation_level="REPEATABLE READ")
@@ -278,14 +295,41 @@ class Repository:
             InvalidRecordError: a field is invalid.
             ConflictError: a serial is already stored or repeats within the batch.
         """
-        checked = certificates.checked_batch(batch, requester_action)
-        if not checked:
+        sql = self._issuance_sql
+        prepared = certificates.prepare_batch(batch, requester_action, sql)
+        if not prepared:
             return []
-        return self._write_tx(
-            "record_issuances",
-            lambda s: certificates.record(s, checked, requester_action),
-            conflict="the batch conflicts with stored certificates or audit events",
-        )
+
+        def write() -> list[certificates.ChainLink]:
+            # One plain driver transaction on a pooled connection, not a Session: this runs
+            # once per group commit, and nothing here needs the ORM.
+            connection = self._engine.raw_connection()
+            try:
+                links = certificates.record(connection, sql, prepared, requester_action)
+                connection.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):  # the pool discards a broken connection
+                    connection.rollback()
+                raise
+            finally:
+                connection.close()
+            return links
+
+        try:
+            links = self._guarded(
+                "record_issuances",
+                write,
+                "the batch conflicts with stored certificates or audit events",
+            )
+        except ConflictError as exc:
+            serials = [item.serial_hex for item in prepared]
+            stored = self._read_tx(
+                "record_issuances", lambda s: certificates.stored_serials(s, serials)
+            )
+            if stored:
+                raise certificates.already_recorded(stored) from exc
+            raise
+        return certificates.issued_events(prepared, links, requester_action)
 
     def get_certificate(self, serial_hex: str) -> IssuedCertificateRecord:
         """Raises: NotFoundError."""
@@ -431,6 +475,88 @@ class Repository:
         if key is None:
             raise TokenRejectedError("join token is unknown")
         return self._write_tx("consume_join_token", lambda s: join_tokens.consume(s, key, when))
+
+    # ------------------------------------------------------ registration entries
+
+    def create_entry(self, entry: RegistrationEntry, at: datetime) -> RegistrationEntry:
+        """Store a new entry; returns it with the revision of its creation.
+
+        Raises:
+            InvalidRecordError: a value cannot be stored (fractional TTL, NUL in the hint).
+            ConflictError: the id is taken (also by a deleted entry), or a live entry
+                already has the same parent, SPIFFE ID and selectors.
+        """
+        checked = checked_entry(entry)
+        when = check_aware("at", at)
+        return self._write_tx(
+            "create_entry",
+            lambda s: entries.create(s, checked, when),
+            conflict="the entry conflicts with a stored entry",
+        )
+
+    def get_entry(self, entry_id: str) -> RegistrationEntry:
+        """A live entry. Raises: NotFoundError (also for a deleted one)."""
+        key = _lookup_key(entry_id, MAX_ENTRY_ID_BYTES)
+        if key is None:
+            raise NotFoundError(f"no registration entry with id {entry_id!r:.80}")
+        return self._read_tx("get_entry", lambda s: entries.get(s, key))
+
+    def list_entries(
+        self, parent: str | None = None, since_revision: int | None = None
+    ) -> list[RegistrationEntry]:
+        """Live entries, oldest first; only children of ``parent`` (a SPIFFE ID string)
+        and only those changed after ``since_revision`` when given."""
+        if parent is not None:
+            parent = _lookup_key(parent, MAX_SPIFFE_ID_BYTES)
+            if parent is None:
+                return []
+        since = None if since_revision is None else checked_revision(since_revision)
+        return self._read_tx(
+            "list_entries",
+            lambda s: entries.list_live(s, parent_id=parent, since_revision=since),
+        )
+
+    def update_entry(self, entry: RegistrationEntry, at: datetime) -> RegistrationEntry:
+        """Replace the live entry with ``entry.entry_id`` by ``entry`` (new revision).
+
+        Raises:
+            NotFoundError: no live entry with that id.
+            ConflictError: another live entry has the same parent, SPIFFE ID and selectors.
+            InvalidRecordError: a value cannot be stored.
+        """
+        checked = checked_entry(entry)
+        when = check_aware("at", at)
+        return self._write_tx(
+            "update_entry",
+            lambda s: entries.update(s, checked, when),
+            conflict="the entry conflicts with a stored entry",
+        )
+
+    def delete_entry(self, entry_id: str, at: datetime) -> EntryTombstone:
+        """Delete a live entry, leaving a tombstone with the revision of the deletion.
+
+        Raises:
+            NotFoundError: no live entry with that id.
+        """
+        when = check_aware("at", at)
+        key = _lookup_key(entry_id, MAX_ENTRY_ID_BYTES)
+        if key is None:
+            raise NotFoundError(f"no registration entry with id {entry_id!r:.80}")
+        return self._write_tx("delete_entry", lambda s: entries.delete(s, key, when))
+
+    def entry_revision(self) -> int:
+        """The revision of the last entry change (0 before the first)."""
+        return self._read_tx("entry_revision", entries.current_revision)
+
+    def entry_changes(self, since_revision: int) -> EntryChanges:
+        """Entries changed, deleted and moved after ``since_revision``, in one snapshot."""
+        since = checked_revision(since_revision)
+        return self._in_session(
+            self._snapshot_reader,
+            "entry_changes",
+            lambda s: entries.changes_since(s, since),
+            _DEFAULT_CONFLICT,
+        )
 
     # ---------------------------------------------------------------- locks
 

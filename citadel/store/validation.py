@@ -50,10 +50,13 @@ def check_text(name: str, value: object, *, max_bytes: int | None = None) -> str
         raise InvalidRecordError(f"{name} must not be empty")
     if "\x00" in value:
         raise InvalidRecordError(f"{name} must not contain a NUL character")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidRecordError(f"{name} is not valid Unicode text") from exc
+    if value.isascii():  # one byte per character, and no surrogate can be present
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidRecordError(f"{name} is not valid Unicode text") from exc
     if max_bytes is not None and size > max_bytes:
         raise InvalidRecordError(f"{name} is {size} bytes long; the maximum is {max_bytes}")
     return value
