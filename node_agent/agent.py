@@ -21,6 +21,8 @@ from node_agent.credentials import (
     JoinTokenCredential,
     TokenFileCredential,
 )
+from node_agent.entries.client import AgentApiEndpoint
+from node_agent.entries.service import EntryIdentityService
 from node_agent.errors import SecretValidationError
 from node_agent.file_sources import FileSecretSources
 from node_agent.file_watch import DirectoryWatcher
@@ -116,9 +118,29 @@ class Agent:
             metrics=self.metrics,
             allowed_dirs=config.file_secrets.allowed_dirs,
         )
+        self.entries = (
+            EntryIdentityService(
+                agent_id=config.spiffe_id,
+                endpoint=AgentApiEndpoint(
+                    address=config.ca.mtls_address or config.ca.address,
+                    server_name=config.ca.server_name,
+                    timeout=config.ca.timeout,
+                ),
+                cache=self.cache,
+                scheduler=self.scheduler,
+                clock=self.clock,
+                settings=config.entries,
+                workload_api=config.workload_api,
+                rng=rng,
+            )
+            if config.entries is not None
+            else None
+        )
         self.stream_context = StreamContext(
             cache=self.cache,
-            catalog=SecretCatalog(self.files),
+            catalog=SecretCatalog(
+                self.files, resolver=self.entries.sds_resolver if self.entries else None
+            ),
             gate=PushGate(self.validator, self.clock, self.metrics),
             metrics=self.metrics,
         )
@@ -148,6 +170,8 @@ class Agent:
             self.watcher.watch(self.config.ca.root_bundle.parent, self.rotator.refresh_trust_bundle)
             self.scheduler.start()
             self.rotator.start()
+            if self.entries is not None:
+                await self.entries.start()
             port = self.status_server.start()
         except BaseException:
             await self.stop()
@@ -159,6 +183,8 @@ class Agent:
         )
 
     async def stop(self) -> None:
+        if self.entries is not None:
+            await self.entries.stop()
         self.status_server.stop()
         if self.sds is not None:
             await self.sds.stop()
@@ -213,4 +239,5 @@ class Agent:
             "sds_socket": str(self.config.sds.socket_path) if self.sds is not None else None,
             "sds_watches": self.cache.subscriber_count(),
             "secrets": secrets,
+            "entries": self.entries.status() if self.entries is not None else None,
         }

@@ -31,8 +31,15 @@ from citadel.identity.errors import InvalidSpiffeIdError
 from citadel.identity.keys import KeyType
 from citadel.identity.spiffe_id import SpiffeId
 from node_agent.config_document import Section, apply_env, check_keys
+from node_agent.entries.settings import SCHEMA as ENTRY_SCHEMA
+from node_agent.entries.settings import (
+    EntrySettings,
+    parse_entry_settings,
+    parse_workload_api,
+)
 from node_agent.errors import ConfigError
 from node_agent.rotation import BackoffPolicy, RotationPolicy
+from node_agent.workload_api.server import WorkloadApiConfig
 
 __all__ = [
     "ENV_PREFIX",
@@ -50,6 +57,7 @@ ENV_PREFIX = "CITADEL_AGENT_"
 MAX_CONFIG_BYTES = 1024 * 1024
 CREDENTIAL_TYPES = ("token_file", "join_token", "certificate")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_BUNDLE_REFRESH = timedelta(seconds=2)
 
 _NOT_SETTINGS = frozenset({f"{ENV_PREFIX}CONFIG"})  # the CLI's config-path variable
 
@@ -67,6 +75,7 @@ _SCHEMA: dict[str, Any] = {
         "server_name": "str",
         "timeout_seconds": "seconds",
         "cluster_id": "str",
+        "bundle_refresh_seconds": "seconds",
         "credential": {
             "type": "str",
             "path": "path",
@@ -89,6 +98,7 @@ _SCHEMA: dict[str, Any] = {
     "sds": {"enabled": "bool", "socket_path": "path"},
     "file_secrets": {"allowed_dirs": "paths", "debounce_seconds": "seconds"},
     "status": {"address": "str", "port": "int"},
+    **ENTRY_SCHEMA,
 }
 
 
@@ -103,6 +113,14 @@ class CredentialSettings:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaSettings:
+    """Where the CA is and how the agent trusts it.
+
+    Attributes:
+        root_bundle: the roots to trust the CA with until its own bundle is accepted.
+        bundle_refresh: how often the CA's trust bundle and CRLs are polled (None: never;
+            ``ROOTCA`` is then the root file).
+    """
+
     address: str
     root_bundle: Path
     credential: CredentialSettings
@@ -110,6 +128,7 @@ class CaSettings:
     server_name: str | None = None
     timeout: timedelta = timedelta(seconds=10)
     cluster_id: str | None = None
+    bundle_refresh: timedelta | None = DEFAULT_BUNDLE_REFRESH
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -144,6 +163,8 @@ class AgentConfig:
     file_secrets: FileSecretSettings = field(default_factory=FileSecretSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     log_level: str = "info"
+    entries: EntrySettings | None = None
+    workload_api: WorkloadApiConfig | None = None
 
 
 def _credential(section: Section) -> CredentialSettings:
@@ -218,6 +239,12 @@ def parse_config(doc: Any, env: Mapping[str, str] | None = None) -> AgentConfig:
     assert root_bundle is not None and address is not None
     timeout = ca.seconds("timeout_seconds", timedelta(seconds=10))
     assert timeout is not None
+    refresh_seconds = ca.number(
+        "bundle_refresh_seconds", DEFAULT_BUNDLE_REFRESH.total_seconds()
+    )
+    if not 0 <= refresh_seconds <= 3600:
+        raise ConfigError("'ca.bundle_refresh_seconds' must be between 0 (off) and 3600")
+    refresh = timedelta(seconds=refresh_seconds)
 
     rotation = top.section("rotation")
     backoff = top.section("backoff")
@@ -246,8 +273,19 @@ def parse_config(doc: Any, env: Mapping[str, str] | None = None) -> AgentConfig:
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"'log_level' must be one of {', '.join(LOG_LEVELS)}")
 
+    workload_api = parse_workload_api(top.section("workload_api"))
+    entries = (
+        parse_entry_settings(
+            top.section("entries"), rotation=rotation_policy, backoff=backoff_policy
+        )
+        if top.has("entries") or workload_api is not None
+        else None
+    )
+
     return AgentConfig(
         spiffe_id=spiffe_id,
+        entries=entries,
+        workload_api=workload_api,
         key_type=key_type,
         ttl=top.seconds("ttl_seconds", None),
         ca=CaSettings(
@@ -258,6 +296,7 @@ def parse_config(doc: Any, env: Mapping[str, str] | None = None) -> AgentConfig:
             server_name=ca.text("server_name"),
             timeout=timeout,
             cluster_id=ca.text("cluster_id"),
+            bundle_refresh=refresh if refresh else None,
         ),
         rotation=rotation_policy,
         backoff=backoff_policy,

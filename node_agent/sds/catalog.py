@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from typing import Protocol
 
 from citadel.identity.clock import Clock
 from node_agent.errors import SecretValidationError, UnknownResourceError
@@ -22,8 +23,11 @@ _log = logging.getLogger(__name__)
 class SecretCatalog:
     """Resolves SDS names: static ones come from the rotator, file ones start a source."""
 
-    def __init__(self, files: FileSecretSources | None) -> None:
+    def __init__(
+        self, files: FileSecretSources | None, resolver: ResourceResolver | None = None
+    ) -> None:
         self._files = files
+        self._resolver = resolver
 
     def ensure(self, name: str) -> None:
         """Make ``name`` servable.
@@ -31,6 +35,8 @@ class SecretCatalog:
         Raises:
             UnknownResourceError: the name is not one the agent serves.
         """
+        if self._resolver is not None and self._resolver.ensure(name):
+            return
         resource = parse_resource_name(name)
         if isinstance(resource, StaticName):
             return
@@ -39,6 +45,14 @@ class SecretCatalog:
                 f"resource {name[:200]!r}: file-mounted secrets are not enabled on this agent"
             )
         self._files.ensure(resource)
+
+
+class ResourceResolver(Protocol):
+    """Serves extra resource names (per-entry SPIFFE IDs, trust-domain IDs, ``ALL``)."""
+
+    def ensure(self, name: str) -> bool:
+        """Make ``name`` servable and return True, or return False if it is not ours."""
+        ...
 
 
 class PushGate:
