@@ -159,3 +159,28 @@ def test_shipped_example_config_is_valid() -> None:
     assert str(config.spiffe_id) == "spiffe://example.org/ns/default/sa/server"
     assert config.ca.mtls_address == "127.0.0.1:15013"
     assert config.file_secrets.allowed_dirs == (Path("/etc/certs"),)
+
+
+def test_entries_and_workload_api_are_off_unless_configured() -> None:
+    config = parse_config(MINIMAL, {})
+    assert (config.entries, config.workload_api) == (None, None)
+
+
+def test_a_workload_api_socket_turns_on_entry_identities() -> None:
+    config = parse_config(_with(workload_api={"socket": "/run/citadel/workload.sock"}), {})
+    assert config.workload_api is not None
+    assert str(config.workload_api.socket_path) == "/run/citadel/workload.sock"
+    assert config.entries is not None
+    assert config.entries.sync_interval == timedelta(seconds=5)
+
+
+def test_entry_sync_interval_can_be_overridden_from_the_environment() -> None:
+    env = {"CITADEL_AGENT_ENTRIES_SYNC_INTERVAL_SECONDS": "2"}
+    config = parse_config(_with(entries={}), env)
+    assert config.entries is not None
+    assert config.entries.sync_interval == timedelta(seconds=2)
+
+
+def test_an_unknown_key_in_the_entries_section_is_refused() -> None:
+    with pytest.raises(ConfigError, match="entries"):
+        parse_config(_with(entries={"sync_every": 5}), {})
