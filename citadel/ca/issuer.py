@@ -1,10 +1,11 @@
 """The issuer: signs X509-SVIDs for proven identities and records each one before returning.
 
 The identity in :class:`SignParams` comes from the authenticated caller, never from the CSR.
-Every leaf is re-validated against the X509-SVID rules after signing, and its issuance
-record is committed (through the group committer, so concurrent callers share one
-transaction) before :meth:`Issuer.issue` returns. If the record cannot be committed, no
-certificate is returned.
+Every leaf is re-validated against the X509-SVID rules after signing (cheaply when the signed
+leaf is exactly the template's, see :meth:`LeafTemplate.is_issued_leaf`; otherwise with the
+full :func:`validate_x509_svid_leaf`), and its issuance record is committed (through the
+group committer, so concurrent callers share one transaction) before :meth:`Issuer.issue`
+returns. If the record cannot be committed, no certificate is returned.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from citadel.ca.errors import CaNotReadyError, SigningError
 from citadel.ca.group_commit import CommitFailed, GroupCommitter
 from citadel.ca.issued_chain import IssuedChain
 from citadel.ca.leaf_template import LeafTemplate, der_to_pem
+from citadel.ca.serials import next_serial
 from citadel.ca.ttl import leaf_validity, resolve_ttl
 from citadel.identity.bundle import TrustBundle
 from citadel.identity.clock import Clock
@@ -33,7 +35,6 @@ from citadel.identity.keys import PublicKey, key_type_of
 from citadel.identity.pem import certificates_to_pem
 from citadel.identity.spiffe_id import SpiffeId, TrustDomain
 from citadel.identity.x509_svid import validate_x509_svid_leaf
-from citadel.identity.x509_templates import random_serial
 from citadel.store.errors import StoreUnavailableError
 from citadel.store.records import IssuanceInput
 
@@ -50,6 +51,8 @@ def _storable(text: str) -> bool:
     caller's odd input can never fail the whole group-commit batch it lands in."""
     if "\x00" in text:
         return False
+    if text.isascii():  # no surrogates possible
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -63,8 +66,11 @@ class IssuanceRecorder(Protocol):
     def record_issuances(self, batch: Sequence[IssuanceInput]) -> object: ...
 
 
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 def _empty_metadata() -> Mapping[str, str]:
-    return MappingProxyType({})
+    return _NO_METADATA
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,17 +100,19 @@ class SignParams:
             raise ValueError("requester must be a non-empty str")
         if len(self.requester) > MAX_REQUESTER_CHARS or not _storable(self.requester):
             raise ValueError("requester is too long or holds NUL or unencodable characters")
-        if len(self.metadata) > MAX_METADATA_ENTRIES:
-            raise ValueError(f"metadata holds more than {MAX_METADATA_ENTRIES} entries")
-        for key, value in self.metadata.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError("metadata keys and values must be str")
-            if len(key) + len(value) > MAX_METADATA_CHARS:
-                raise ValueError("metadata entry is too long")
-            if not (_storable(key) and _storable(value)):
-                raise ValueError("metadata holds NUL or unencodable characters")
-        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
-        object.__setattr__(self, "dns_names", tuple(self.dns_names))
+        if self.metadata is not _NO_METADATA:  # the default needs no checking or copying
+            if len(self.metadata) > MAX_METADATA_ENTRIES:
+                raise ValueError(f"metadata holds more than {MAX_METADATA_ENTRIES} entries")
+            for key, value in self.metadata.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise TypeError("metadata keys and values must be str")
+                if len(key) + len(value) > MAX_METADATA_CHARS:
+                    raise ValueError("metadata entry is too long")
+                if not (_storable(key) and _storable(value)):
+                    raise ValueError("metadata holds NUL or unencodable characters")
+            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        if type(self.dns_names) is not tuple:
+            object.__setattr__(self, "dns_names", tuple(self.dns_names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +239,7 @@ class Issuer:
             signer_not_before=authority.not_before,
             signer_not_after=authority.not_after,
         )
-        serial = random_serial()
+        serial = next_serial()
         builder = state.template.builder(
             spiffe_id=spiffe_id,
             public_key=public_key,
@@ -242,10 +250,15 @@ class Issuer:
             dns_names=params.dns_names,
         )
         leaf = authority.key.sign_certificate(builder)
-        try:
-            validate_x509_svid_leaf(leaf)
-        except InvalidCertificateError as exc:
-            raise SigningError(f"signed leaf is not a valid X509-SVID: {exc.message}") from exc
+        if not state.template.is_issued_leaf(
+            leaf, spiffe_id=spiffe_id, key_type=key_type, dns_names=params.dns_names
+        ):
+            # Not the template's leaf (a key manager that changes what it signs?): the full
+            # X509-SVID check decides.
+            try:
+                validate_x509_svid_leaf(leaf)
+            except InvalidCertificateError as exc:
+                raise SigningError(f"signed leaf is not a valid X509-SVID: {exc.message}") from exc
         serial_text = format(serial, "x")
         der = leaf.public_bytes(Encoding.DER)
         leaf_pem = der_to_pem(der)

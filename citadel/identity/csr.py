@@ -44,6 +44,14 @@ _PEM_CSR = re.compile(
     rb"-----END (NEW )?CERTIFICATE REQUEST-----",
     re.DOTALL,
 )
+# The same language with a greedy body. When the input holds a single BEGIN and a single END
+# marker, the only possible match is the one between them, and this finds it without trying
+# to end the body at every byte (see _one_pem_block).
+_PEM_CSR_GREEDY = re.compile(
+    rb"-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n.+\r?\n"
+    rb"-----END (NEW )?CERTIFICATE REQUEST-----",
+    re.DOTALL,
+)
 _DNS_LABEL = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
@@ -91,16 +99,27 @@ def parse_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     pem_block: bytes | None = None
     if b"-----BEGIN" in raw:
         # Outside the try below: InvalidCsrError is a ValueError and would be re-labelled.
-        matches = list(_PEM_CSR.finditer(raw))
-        if len(matches) != 1:
+        pem_block = _one_pem_block(raw)
+        if pem_block is None:
             raise InvalidCsrError("CSR PEM must hold exactly one certificate request")
-        pem_block = matches[0].group(0)
     try:
         if pem_block is not None:
             return x509.load_pem_x509_csr(pem_block)
         return x509.load_der_x509_csr(raw)
     except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise InvalidCsrError("CSR could not be parsed") from exc
+
+
+def _one_pem_block(raw: bytes) -> bytes | None:
+    """The one CSR PEM block in ``raw`` (``_PEM_CSR``'s only match), or None if there are
+    none or several."""
+    if raw.count(b"-----BEGIN") == 1 and raw.count(b"-----END") == 1:
+        # Every match starts at a BEGIN marker and ends with an END marker, so the only
+        # candidate spans the two; lazy and greedy bodies agree on whether it matches.
+        match = _PEM_CSR_GREEDY.search(raw)
+        return None if match is None else match.group(0)
+    matches = list(_PEM_CSR.finditer(raw))
+    return matches[0].group(0) if len(matches) == 1 else None
 
 
 def _check_dns_name(name: str) -> str:
@@ -110,6 +129,33 @@ def _check_dns_name(name: str) -> str:
     if len(lowered) > 253 or not name.isascii() or not _DNS_LABEL.fullmatch(lowered):
         raise InvalidCsrError(f"DNS SAN {name[:64]!r} is not a valid DNS name")
     return lowered
+
+
+_FORBIDDEN_NAMES: tuple[tuple[type[x509.GeneralName], str], ...] = (
+    (x509.IPAddress, "IP address"),
+    (x509.RFC822Name, "e-mail"),
+    (x509.DirectoryName, "directory name"),
+    (x509.RegisteredID, "registered ID"),
+    (x509.OtherName, "other name"),
+)
+
+
+def _sorted_names(
+    san: x509.SubjectAlternativeName,
+) -> tuple[list[str], list[str], set[type[x509.GeneralName]]]:
+    """One pass over the SAN: its URIs, its DNS names, and the other name kinds present
+    (what ``get_values_for_type`` would find for each type, without a pass per type)."""
+    uris: list[str] = []
+    dns_names: list[str] = []
+    others: set[type[x509.GeneralName]] = set()
+    for name in san:
+        if isinstance(name, x509.UniformResourceIdentifier):
+            uris.append(name.value)
+        elif isinstance(name, x509.DNSName):
+            dns_names.append(name.value)
+        else:
+            others.update(kind for kind, _ in _FORBIDDEN_NAMES if isinstance(name, kind))
+    return uris, dns_names, others
 
 
 def validate_workload_csr(
@@ -147,10 +193,11 @@ def validate_workload_csr(
         subject = csr.subject
     except ValueError as exc:
         raise InvalidCsrError("CSR subject is malformed") from exc
-    if subject.get_attributes_for_oid(NameOID.COMMON_NAME):
-        raise InvalidCsrError("CSR must not carry a common name")
-    if subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
-        raise InvalidCsrError("CSR must not carry an e-mail address")
+    if len(subject):  # workload CSRs normally have an empty subject
+        if subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            raise InvalidCsrError("CSR must not carry a common name")
+        if subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+            raise InvalidCsrError("CSR must not carry an e-mail address")
     try:
         extensions = list(csr.extensions)
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
@@ -170,19 +217,12 @@ def validate_workload_csr(
             san = extension.value
     if san is None:
         raise InvalidCsrError("CSR has no subject alternative name")
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    uris, requested_dns, forbidden = _sorted_names(san)
     if len(uris) != 1:
         raise InvalidCsrError(f"CSR must carry exactly one URI SAN, found {len(uris)}")
-    for forbidden, label in (
-        (x509.IPAddress, "IP address"),
-        (x509.RFC822Name, "e-mail"),
-        (x509.DirectoryName, "directory name"),
-        (x509.RegisteredID, "registered ID"),
-        (x509.OtherName, "other name"),
-    ):
-        if san.get_values_for_type(forbidden):
+    for kind, label in _FORBIDDEN_NAMES:  # reported in this order
+        if kind in forbidden:
             raise InvalidCsrError(f"CSR must not carry {label} SANs")
-    requested_dns = san.get_values_for_type(x509.DNSName)
     if requested_dns and not allow_dns_names:
         raise InvalidCsrError("CSR must not carry DNS SANs")
     dns_names = tuple(_check_dns_name(n) for n in requested_dns)

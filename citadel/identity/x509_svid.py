@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -14,6 +14,11 @@ __all__ = ["spiffe_id_of", "validate_signing_certificate", "validate_x509_svid_l
 
 
 _T = TypeVar("_T", bound=x509.ExtensionType)
+_SAN = x509.SubjectAlternativeName
+_BASIC = x509.BasicConstraints
+_KEY_USAGE = x509.KeyUsage
+_EKU = x509.ExtendedKeyUsage
+_CLIENT_SERVER = frozenset({ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH})
 
 
 def _extension(cert: x509.Certificate, kind: type[_T]) -> x509.Extension[_T] | None:
@@ -25,13 +30,17 @@ def _extension(cert: x509.Certificate, kind: type[_T]) -> x509.Extension[_T] | N
         raise InvalidCertificateError("certificate extensions are malformed") from exc
 
 
-def spiffe_id_of(cert: x509.Certificate) -> SpiffeId:
-    """The SPIFFE ID of a certificate that carries exactly one URI SAN.
+def _extensions_by_class(cert: x509.Certificate) -> dict[type, x509.Extension[x509.ExtensionType]]:
+    """Every extension of ``cert`` by the class of its value (parsed extensions have one
+    class per OID, and a certificate with a repeated OID does not parse)."""
+    try:
+        extensions = cert.extensions
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise InvalidCertificateError("certificate extensions are malformed") from exc
+    return {type(extension.value): extension for extension in extensions}
 
-    Raises:
-        InvalidCertificateError: no SAN, not exactly one URI SAN, or an invalid SPIFFE ID.
-    """
-    san = _extension(cert, x509.SubjectAlternativeName)
+
+def _spiffe_id_in(san: x509.Extension[x509.SubjectAlternativeName] | None) -> SpiffeId:
     if san is None:
         raise InvalidCertificateError("certificate has no subject alternative name")
     uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
@@ -45,19 +54,30 @@ def spiffe_id_of(cert: x509.Certificate) -> SpiffeId:
         raise InvalidCertificateError(f"URI SAN is not a SPIFFE ID: {exc.message}") from exc
 
 
+def spiffe_id_of(cert: x509.Certificate) -> SpiffeId:
+    """The SPIFFE ID of a certificate that carries exactly one URI SAN.
+
+    Raises:
+        InvalidCertificateError: no SAN, not exactly one URI SAN, or an invalid SPIFFE ID.
+    """
+    return _spiffe_id_in(_extension(cert, x509.SubjectAlternativeName))
+
+
 def validate_x509_svid_leaf(cert: x509.Certificate) -> SpiffeId:
     """Check a leaf against X509-SVID.md and return its SPIFFE ID.
 
     Raises:
         InvalidCertificateError: the message names the rule the leaf breaks.
     """
-    spiffe_id = spiffe_id_of(cert)
+    found = _extensions_by_class(cert)  # one pass over the extensions, not one per rule
+    san = cast("x509.Extension[x509.SubjectAlternativeName] | None", found.get(_SAN))
+    spiffe_id = _spiffe_id_in(san)
     if spiffe_id.is_trust_domain_id:
         raise InvalidCertificateError("leaf SPIFFE ID must have a path")
-    constraints = _extension(cert, x509.BasicConstraints)
+    constraints = cast("x509.Extension[x509.BasicConstraints] | None", found.get(_BASIC))
     if constraints is not None and constraints.value.ca:
         raise InvalidCertificateError("leaf must not be a CA (basicConstraints CA=true)")
-    usage = _extension(cert, x509.KeyUsage)
+    usage = cast("x509.Extension[x509.KeyUsage] | None", found.get(_KEY_USAGE))
     if usage is None:
         raise InvalidCertificateError("leaf must carry a key usage extension")
     if not usage.critical:
@@ -66,12 +86,11 @@ def validate_x509_svid_leaf(cert: x509.Certificate) -> SpiffeId:
         raise InvalidCertificateError("leaf key usage must include digitalSignature")
     if usage.value.key_cert_sign or usage.value.crl_sign:
         raise InvalidCertificateError("leaf key usage must not include keyCertSign or cRLSign")
-    eku = _extension(cert, x509.ExtendedKeyUsage)
+    eku = cast("x509.Extension[x509.ExtendedKeyUsage] | None", found.get(_EKU))
     if eku is not None:
         purposes = set(eku.value)
-        if not {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= purposes:
+        if not purposes >= _CLIENT_SERVER:
             raise InvalidCertificateError("leaf EKU must include serverAuth and clientAuth")
-    san = _extension(cert, x509.SubjectAlternativeName)
     if san is not None and len(cert.subject) == 0 and not san.critical:
         raise InvalidCertificateError("SAN must be critical when the subject is empty")
     return spiffe_id

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
@@ -30,7 +30,12 @@ from citadel.store.models import (
     Base,
     IssuedCertificateRow,
 )
-from citadel.store.records import AuditEvent, IssuanceInput, IssuedCertificateRecord
+from citadel.store.records import (
+    AuditEvent,
+    CertificateCount,
+    IssuanceInput,
+    IssuedCertificateRecord,
+)
 from citadel.store.validation import (
     MAX_ACTION_BYTES,
     MAX_FINGERPRINT_BYTES,
@@ -71,24 +76,8 @@ _CORRUPT_METADATA_KEY = "\x00unreadable"
 
 def checked_issuance(item: IssuanceInput) -> IssuanceInput:
     """Validate one issuance and return it with UTC datetimes and a plain-dict metadata copy."""
-    if not isinstance(item, IssuanceInput):
-        raise TypeError(f"expected IssuanceInput, not {type(item).__name__}")
-    return IssuanceInput(
-        serial_hex=check_text("serial_hex", item.serial_hex, max_bytes=MAX_SERIAL_BYTES),
-        spiffe_id=check_text("spiffe_id", item.spiffe_id, max_bytes=MAX_SPIFFE_ID_BYTES),
-        not_before=check_aware("not_before", item.not_before),
-        not_after=check_aware("not_after", item.not_after),
-        fingerprint_sha256=check_text(
-            "fingerprint_sha256", item.fingerprint_sha256, max_bytes=MAX_FINGERPRINT_BYTES
-        ),
-        issuer_fingerprint=check_text(
-            "issuer_fingerprint", item.issuer_fingerprint, max_bytes=MAX_FINGERPRINT_BYTES
-        ),
-        requester=check_text("requester", item.requester),
-        metadata=check_metadata("metadata", item.metadata),
-        certificate_pem=check_text("certificate_pem", item.certificate_pem),
-        issued_at=check_aware("issued_at", item.issued_at),
-    )
+    checked = _validated(item)
+    return replace(checked, metadata=dict(checked.metadata)) if checked is item else checked
 
 
 def checked_batch(batch: Sequence[IssuanceInput], action: str) -> list[IssuanceInput]:
@@ -279,7 +268,10 @@ class PreparedIssuance(NamedTuple):
 
 
 def _validated(item: IssuanceInput) -> IssuanceInput:
-    """:func:`checked_issuance`, returning ``item`` itself when nothing needed converting."""
+    """Check every field (raising :class:`InvalidRecordError` naming the first bad one) and
+    return ``item`` with UTC datetimes and a plain-dict metadata copy: ``item`` itself when
+    nothing needed converting (its metadata is then a plain dict, copied when the texts are
+    made)."""
     if not isinstance(item, IssuanceInput):
         raise TypeError(f"expected IssuanceInput, not {type(item).__name__}")
     check_text("serial_hex", item.serial_hex, max_bytes=MAX_SERIAL_BYTES)
@@ -298,7 +290,7 @@ def _validated(item: IssuanceInput) -> IssuanceInput:
         and issued_at is item.issued_at
         and type(item.metadata) is dict
     ):
-        return item  # a plain dict of str, copied when the texts are made
+        return item
     return replace(
         item, not_before=not_before, not_after=not_after, issued_at=issued_at, metadata=metadata
     )
@@ -508,6 +500,31 @@ def revoke(session: Session, serial_hex: str, reason: str, at: datetime) -> Issu
         ],
     )
     return replace(to_record(row), revoked_at=at, revocation_reason=reason)
+
+
+def count_unexpired(
+    session: Session, issuer_fingerprints: Sequence[str], *, expiring_after: datetime, sample: int
+) -> CertificateCount:
+    """Unrevoked certificates of these issuers with ``not_after`` after ``expiring_after``
+    (a range scan of ``ix_issued_certificates_issuer_not_after`` per issuer)."""
+    row = IssuedCertificateRow
+    where = (
+        row.issuer_fingerprint.in_(list(issuer_fingerprints)),
+        row.not_after > expiring_after,
+        row.revoked_at.is_(None),
+    )
+    count = session.execute(select(func.count()).select_from(row).where(*where)).scalar_one()
+    latest = session.execute(
+        select(row.serial_hex, row.not_after)
+        .where(*where)
+        .order_by(row.not_after.desc(), row.serial_hex.desc())
+        .limit(sample)
+    ).all()
+    return CertificateCount(
+        count=int(count),
+        last_not_after=latest[0][1] if latest else None,
+        latest_serials=tuple(serial for serial, _ in latest),
+    )
 
 
 def list_revocations(

@@ -51,6 +51,7 @@ from citadel.store.records import (
     AuditEvent,
     AuditVerification,
     AuthorityRecord,
+    CertificateCount,
     IssuanceInput,
     IssuedCertificateRecord,
     JoinTokenRecord,
@@ -322,10 +323,14 @@ class Repository:
                 "the batch conflicts with stored certificates or audit events",
             )
         except ConflictError as exc:
+            # Name the serials that were already stored (the batch was rolled back whole).
             serials = [item.serial_hex for item in prepared]
-            stored = self._read_tx(
-                "record_issuances", lambda s: certificates.stored_serials(s, serials)
-            )
+            try:
+                stored = self._read_tx(
+                    "record_issuances", lambda s: certificates.stored_serials(s, serials)
+                )
+            except StoreError:  # cannot tell now; the generic conflict stands
+                stored = []
             if stored:
                 raise certificates.already_recorded(stored) from exc
             raise
@@ -366,6 +371,34 @@ class Repository:
             "list_certificates",
             lambda s: certificates.list_filtered(
                 s, spiffe_id_prefix=prefix, expiring_before=before, revoked=revoked, limit=count
+            ),
+        )
+
+    def count_unexpired_certificates(
+        self, *, issuer_fingerprints: Sequence[str], expiring_after: datetime, sample: int = 3
+    ) -> CertificateCount:
+        """Unrevoked certificates signed by any of ``issuer_fingerprints`` that expire after
+        ``expiring_after`` (indexed by issuer and expiry: the cost does not grow with the
+        expired or other issuers' certificates in the store).
+
+        Args:
+            sample: how many serials of those expiring last to return (1 to 100).
+        """
+        after = check_aware("expiring_after", expiring_after)
+        if isinstance(issuer_fingerprints, str):
+            raise TypeError("issuer_fingerprints must be a sequence of fingerprints")
+        keys = [
+            key
+            for key in (_lookup_key(f, MAX_FINGERPRINT_BYTES) for f in issuer_fingerprints)
+            if key is not None
+        ]
+        count = _checked_limit("sample", sample, maximum=100)
+        if not keys:
+            return CertificateCount(count=0, last_not_after=None, latest_serials=())
+        return self._read_tx(
+            "count_unexpired_certificates",
+            lambda s: certificates.count_unexpired(
+                s, sorted(set(keys)), expiring_after=after, sample=count
             ),
         )
 

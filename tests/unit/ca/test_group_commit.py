@@ -36,8 +36,7 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def _queued(committer: GroupCommitter[int]) -> int:
-    with committer._cond:
-        return sum(len(b.items) for b in committer._full) + len(committer._open.items)
+    return committer.queued()
 
 
 def _submit_in_threads(committer: GroupCommitter[int], items: Sequence[int]) -> list[object]:
