@@ -1,7 +1,8 @@
-"""Wiring: one agent = one cache, a rotator, file sources, the SDS server, the status endpoint.
+"""Wiring: one agent = one cache, a trust store, a rotator, the CA bundle refresher, file
+sources, the SDS server, the status endpoint.
 
-Threads: the scheduler (renewals, debounced file reloads), watchdog's observer, and the
-status HTTP server. The SDS server runs on the caller's asyncio loop.
+Threads: the scheduler (renewals, bundle polls, debounced file reloads), watchdog's
+observer, and the status HTTP server. The SDS server runs on the caller's asyncio loop.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from citadel.identity.clock import Clock, SystemClock
+from node_agent.bundle_client import BundleClient, BundleEndpoint
+from node_agent.bundle_refresh import BundleRefresher, BundleSource
 from node_agent.ca_client import CaClient, CaEndpoint
 from node_agent.cert_writer import CertWriter
 from node_agent.config import AgentConfig, CredentialSettings
@@ -36,6 +39,8 @@ from node_agent.secret_cache import SecretCache
 from node_agent.secret_validation import SecretValidator, ValidateSecret
 from node_agent.secrets import DEFAULT_CERTIFICATE, DEFAULT_ROOT, TlsCertificateSecret
 from node_agent.status_server import StatusServer
+from node_agent.trust_status import trust_bundle_status
+from node_agent.trust_store import TrustStore
 
 __all__ = ["Agent", "RunningAgent", "bootstrap_credential"]
 
@@ -71,6 +76,7 @@ class Agent:
         signer: CsrSigner | None = None,
         validator: ValidateSecret | None = None,
         rng: random.Random | None = None,
+        bundle_source: BundleSource | None = None,
     ) -> None:
         self.config = config
         self.clock = clock if clock is not None else SystemClock()
@@ -90,6 +96,35 @@ class Agent:
             cluster_id=config.ca.cluster_id,
         )
         writer = CertWriter(config.output_dir) if config.output_dir is not None else None
+        self.trust = TrustStore(
+            root_file=config.ca.root_bundle,
+            cache=self.cache,
+            validator=self.validator,
+            metrics=self.metrics,
+        )
+        self.bundle_client: BundleClient | None = None
+        self.bundles: BundleRefresher | None = None
+        if config.ca.bundle_refresh is not None:
+            if bundle_source is None:
+                self.bundle_client = BundleClient(
+                    BundleEndpoint(
+                        address=config.ca.mtls_address or config.ca.address,
+                        server_name=config.ca.server_name,
+                        timeout=config.ca.timeout,
+                    )
+                )
+                bundle_source = self.bundle_client
+            self.bundles = BundleRefresher(
+                source=bundle_source,
+                trust=self.trust,
+                own_certificate=lambda: self.rotator.current,
+                trust_domain=config.spiffe_id.trust_domain,
+                scheduler=self.scheduler,
+                clock=self.clock,
+                metrics=self.metrics,
+                interval=config.ca.bundle_refresh,
+                rng=rng,
+            )
         self.rotator = CertificateRotator(
             RotatorSettings(
                 spiffe_id=config.spiffe_id,
@@ -109,6 +144,11 @@ class Agent:
             validator=self.validator,
             rng=rng,
             writer=writer,
+            trust=self.trust,
+            on_untrusted_chain=self._refresh_bundle_now,
+        )
+        self._own_certificate = self.cache.subscribe(
+            DEFAULT_CERTIFICATE, lambda _name: self._first_certificate()
         )
         self.files = FileSecretSources(
             cache=self.cache,
@@ -170,6 +210,8 @@ class Agent:
             self.watcher.watch(self.config.ca.root_bundle.parent, self.rotator.refresh_trust_bundle)
             self.scheduler.start()
             self.rotator.start()
+            if self.bundles is not None:
+                self.bundles.start()
             if self.entries is not None:
                 await self.entries.start()
             port = self.status_server.start()
@@ -190,6 +232,19 @@ class Agent:
             await self.sds.stop()
         self.scheduler.stop()
         self.watcher.stop()
+        self._own_certificate.close()
+        if self.bundle_client is not None:
+            self.bundle_client.close()
+
+    # --- the CA's bundle ---------------------------------------------------------------------
+    def _refresh_bundle_now(self) -> None:
+        if self.bundles is not None:
+            self.bundles.request_refresh()
+
+    def _first_certificate(self) -> None:
+        """The first certificate is what the bundle poll authenticates with: go now."""
+        if self.bundles is not None and self.bundles.last_refresh is None:
+            self.bundles.request_refresh()
 
     # --- reports -----------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
@@ -203,6 +258,19 @@ class Agent:
         if self.cache.get(DEFAULT_ROOT) is None:
             return False, "no trust bundle yet"
         return True, "ready"
+
+    def _trust_status(self) -> dict[str, Any]:
+        bundles = self.bundles
+        error = bundles.last_error if bundles is not None else None
+        return {
+            "source": "ca" if self.trust.from_ca else "root_file",
+            "bundle_version": self.trust.version() or None,
+            "refresh_seconds": bundles.interval.total_seconds() if bundles else None,
+            "last_refresh": (
+                bundles.last_refresh.isoformat() if bundles and bundles.last_refresh else None
+            ),
+            "last_error": f"{error.kind}: {error.message}" if error is not None else None,
+        }
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -225,7 +293,7 @@ class Agent:
                     not_before=secret.not_before.isoformat(),
                 )
             else:
-                item.update(type="trust_bundle", roots=list(secret.root_fingerprints))
+                item.update(trust_bundle_status(secret))
             secrets.append(item)
         next_renewal = self.rotator.next_renewal
         return {
@@ -238,6 +306,7 @@ class Agent:
             "next_renewal": next_renewal.isoformat() if next_renewal is not None else None,
             "sds_socket": str(self.config.sds.socket_path) if self.sds is not None else None,
             "sds_watches": self.cache.subscriber_count(),
+            "trust": self._trust_status(),
             "secrets": secrets,
             "entries": self.entries.status() if self.entries is not None else None,
         }

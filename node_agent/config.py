@@ -239,9 +239,7 @@ def parse_config(doc: Any, env: Mapping[str, str] | None = None) -> AgentConfig:
     assert root_bundle is not None and address is not None
     timeout = ca.seconds("timeout_seconds", timedelta(seconds=10))
     assert timeout is not None
-    refresh_seconds = ca.number(
-        "bundle_refresh_seconds", DEFAULT_BUNDLE_REFRESH.total_seconds()
-    )
+    refresh_seconds = ca.number("bundle_refresh_seconds", DEFAULT_BUNDLE_REFRESH.total_seconds())
     if not 0 <= refresh_seconds <= 3600:
         raise ConfigError("'ca.bundle_refresh_seconds' must be between 0 (off) and 3600")
     refresh = timedelta(seconds=refresh_seconds)

@@ -8,6 +8,7 @@ CitadelError
     ├── CaRejectedError              (ca_rejected)         CA answered with an error status
     ├── IssuedChainError             (invalid_issued_chain) CA answer fails our checks
     ├── TrustBundleError             (trust_bundle_unavailable) configured roots unusable
+    ├── BundleRejectedError          (bundle_rejected)     the CA's bundle/CRLs fail our checks
     ├── SecretValidationError        (invalid_secret)      a secret unfit to hand to Envoy
     ├── UnknownResourceError         (unknown_resource)    an SDS name the agent cannot serve
     ├── SdsRequestError              (invalid_sds_request) a malformed SDS request (no node...)
@@ -22,6 +23,7 @@ from citadel.errors import CitadelError
 
 __all__ = [
     "AgentError",
+    "BundleRejectedError",
     "CaRejectedError",
     "CaUnreachableError",
     "ConfigError",
@@ -119,3 +121,9 @@ class StatusUnavailableError(AgentError):
     """The agent's local status endpoint could not be reached."""
 
     kind = "status_unavailable"
+
+
+class BundleRejectedError(AgentError):
+    """A trust bundle or CRL set from the CA fails the agent's checks; it is not used."""
+
+    kind = "bundle_rejected"

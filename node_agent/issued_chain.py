@@ -44,6 +44,25 @@ def _is_self_signed(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject
 
 
+def _window_problem(leaf: x509.Certificate, now: datetime) -> str | None:
+    """Why ``leaf`` is outside its validity window at ``now`` (which way the clocks
+    differ), or None when it is inside."""
+    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if now < start:
+        return (
+            f"the certificate is not valid yet: valid from {start.isoformat()}, "
+            f"{(start - now).total_seconds():.0f}s after this host's time; this host's clock "
+            "is probably behind the CA's (by more than the CA's NotBefore backdating)"
+        )
+    if now >= end:
+        return (
+            f"the certificate has already expired: valid until {end.isoformat()}, "
+            f"{(now - end).total_seconds():.0f}s before this host's time; this host's clock "
+            "is probably ahead of the CA's"
+        )
+    return None
+
+
 def verify_issued_chain(
     cert_chain: Sequence[str],
     *,
@@ -77,6 +96,11 @@ def verify_issued_chain(
             leaf, untrusted, roots, at=now, trust_domain=expected.trust_domain
         )
     except ChainVerificationError as exc:
+        window = _window_problem(leaf, now)  # a skewed clock deserves a clear message
+        if window is not None:
+            raise IssuedChainError(
+                f"issued chain rejected: chain does not verify: {window}"
+            ) from exc
         raise IssuedChainError(f"issued chain rejected: {exc.message}") from exc
     if spiffe_id != expected:
         raise IssuedChainError(

@@ -11,7 +11,9 @@ from prometheus_client.registry import Collector
 from citadel.identity.clock import Clock
 from node_agent.secret_cache import SecretCache
 
-__all__ = ["CSR_RESULTS", "AgentMetrics"]
+__all__ = ["BUNDLE_RESULTS", "CSR_RESULTS", "AgentMetrics"]
+
+BUNDLE_RESULTS = ("changed", "unchanged", "rejected", "failed")
 
 CSR_RESULTS = (
     "success",
@@ -101,6 +103,15 @@ class AgentMetrics:
             ["source"],
             registry=r,
         )
+        self.bundle_refreshes = Counter(
+            "citadel_agent_bundle_refreshes",
+            "Polls of the CA's trust bundle and CRLs, by result (changed: ROOTCA was "
+            "republished; rejected: the answer failed the agent's checks).",
+            ["result"],
+            registry=r,
+        )
+        for result in BUNDLE_RESULTS:
+            self.bundle_refreshes.labels(result)
         for api in ("sotw", "delta"):
             self.sds_streams.labels(api)
             self.sds_pushes.labels(api)

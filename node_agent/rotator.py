@@ -1,11 +1,13 @@
 """Obtains the workload certificate from the CA and keeps it fresh.
 
-One renewal: re-read the trusted roots, generate a new key locally (it never leaves the
-node), build a CSR, call the CA with the configured credential, verify the answer, then
-publish ``default`` (and ``ROOTCA``) to the shared cache and write the optional output
-files. The next renewal is scheduled at ``rotate_at`` of the *issued* certificate. A
-failure keeps the cached certificate, is logged and counted, and is retried with capped
-exponential backoff (never later than the cached certificate's expiry).
+One renewal: take the trusted roots (:class:`~node_agent.trust_store.TrustStore`: the
+configured root file until the CA's bundle is accepted, which also publishes ``ROOTCA``),
+generate a new key locally (it never leaves the node), build a CSR, call the CA with the
+configured credential, verify the answer against those roots, then publish ``default`` to
+the shared cache and write the optional output files. The next renewal is scheduled at
+``rotate_at`` of the *issued* certificate. A failure keeps the cached certificate, is
+logged and counted, and is retried with capped exponential backoff (never later than the
+cached certificate's expiry).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,25 +25,19 @@ from cryptography import x509
 
 from citadel.identity.clock import Clock
 from citadel.identity.csr import build_csr, csr_to_pem
-from citadel.identity.errors import InvalidCertificateError
 from citadel.identity.keys import KeyType, generate_private_key, private_key_to_pkcs8_pem
-from citadel.identity.pem import MAX_PEM_BYTES, load_certificates_pem
 from citadel.identity.spiffe_id import SpiffeId
 from node_agent.cert_writer import CertWriter
 from node_agent.credentials import CallAuth, Credential, SvidCredential
-from node_agent.errors import (
-    AgentError,
-    CaUnreachableError,
-    SecretValidationError,
-    TrustBundleError,
-)
+from node_agent.errors import AgentError, CaUnreachableError, IssuedChainError
 from node_agent.issued_chain import verify_issued_chain
 from node_agent.metrics import CSR_RESULTS, AgentMetrics
 from node_agent.rotation import BackoffPolicy, RotationPolicy, backoff_delay, retry_at, rotate_at
 from node_agent.scheduler import Scheduler
 from node_agent.secret_cache import SecretCache
-from node_agent.secret_validation import ValidateSecret, load_trust_bundle_secret
+from node_agent.secret_validation import ValidateSecret
 from node_agent.secrets import DEFAULT_CERTIFICATE, DEFAULT_ROOT, TlsCertificateSecret
+from node_agent.trust_store import TrustStore
 
 __all__ = ["CertificateRotator", "CsrSigner", "RotatorSettings"]
 
@@ -51,6 +48,14 @@ class CsrSigner(Protocol):
     def create_certificate(
         self, csr_pem: str, *, ttl: timedelta | None, auth: CallAuth, roots_pem: bytes
     ) -> list[str]: ...
+
+
+class TrustedRoots(Protocol):
+    def trusted_roots(self, now: datetime) -> tuple[list[x509.Certificate], bytes]:
+        """Raises TrustBundleError when no usable root is known."""
+        ...
+
+    def reload_file(self, now: datetime) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,8 +95,22 @@ class CertificateRotator:
         validator: ValidateSecret,
         rng: random.Random | None = None,
         writer: CertWriter | None = None,
+        trust: TrustedRoots | None = None,
+        on_untrusted_chain: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._trust: TrustedRoots = (
+            trust
+            if trust is not None
+            else TrustStore(
+                root_file=settings.root_bundle_path,
+                cache=cache,
+                validator=validator,
+                metrics=metrics,
+                root_name=settings.root_name,
+            )
+        )
+        self._on_untrusted_chain = on_untrusted_chain
         self._signer = signer
         self._bootstrap = bootstrap
         self._cache = cache
@@ -120,12 +139,8 @@ class CertificateRotator:
         self._scheduler.schedule(self.TASK, now, self.renew)
 
     def refresh_trust_bundle(self) -> None:
-        """Re-read the configured root bundle and publish it (after the file changed)."""
-        try:
-            self._load_roots(self._clock.now())
-        except TrustBundleError as exc:
-            self._metrics.secrets_rejected.labels("root_bundle").inc()
-            _log.warning("root bundle not republished: %s", exc.message)
+        """The configured root bundle changed (see :meth:`TrustStore.reload_file`)."""
+        self._trust.reload_file(self._clock.now())
 
     @property
     def current(self) -> TlsCertificateSecret | None:
@@ -149,25 +164,6 @@ class CertificateRotator:
             return True
 
     # --- steps ---------------------------------------------------------------------------
-    def _load_roots(self, now: datetime) -> tuple[list[x509.Certificate], bytes]:
-        path = self.settings.root_bundle_path
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_PEM_BYTES + 1)
-        except OSError as exc:
-            raise TrustBundleError(
-                f"cannot read the CA root bundle {path}: {exc.strerror or exc}"
-            ) from exc
-        try:
-            roots = load_certificates_pem(data, what=f"CA root bundle {path}")
-            bundle = load_trust_bundle_secret(self.settings.root_name, data)
-            self._validate(bundle, now)
-        except (InvalidCertificateError, SecretValidationError) as exc:
-            raise TrustBundleError(exc.message) from exc
-        if self._cache.publish(bundle) is not None:
-            _log.info("trust bundle published: %s", bundle.describe())
-        return roots, bundle.trusted_ca_pem
-
     def _credential(self, now: datetime) -> Credential:
         current = self._current
         if self.settings.renew_with_certificate and current is not None and current.usable_at(now):
@@ -175,7 +171,7 @@ class CertificateRotator:
         return self._bootstrap
 
     def _obtain(self, now: datetime) -> TlsCertificateSecret:
-        roots, roots_pem = self._load_roots(now)
+        roots, roots_pem = self._trust.trusted_roots(now)
         key = generate_private_key(self.settings.key_type)
         csr_pem = csr_to_pem(build_csr(key, self.settings.spiffe_id))
         credential = self._credential(now)
@@ -241,6 +237,8 @@ class CertificateRotator:
 
     def _failed(self, exc: AgentError, now: datetime) -> None:
         self.last_error = exc
+        if isinstance(exc, IssuedChainError) and self._on_untrusted_chain is not None:
+            self._on_untrusted_chain()  # perhaps signed under a root not fetched yet
         result = exc.kind if exc.kind in CSR_RESULTS else "error"
         self._metrics.csr_requests.labels(result).inc()
         self.ca_unreachable = isinstance(exc, CaUnreachableError)

@@ -43,6 +43,8 @@ ValidateSecret = Callable[[Secret, datetime], None]
 class _Window:
     valid_from: datetime
     valid_until: datetime
+    crls_from: datetime | None = None
+    crls_until: datetime | None = None
 
 
 def _parse_chain(data: bytes, what: str) -> list[x509.Certificate]:
@@ -69,10 +71,27 @@ def _tls_window(secret: TlsCertificateSecret) -> _Window:
     )
 
 
+def _parse_crls(secret: TrustBundleSecret) -> list[x509.CertificateRevocationList]:
+    crls = []
+    for index, der in enumerate(secret.crls_der):
+        try:
+            crls.append(x509.load_der_x509_crl(der))
+        except ValueError as exc:
+            raise SecretValidationError(
+                f"{secret.name}: CRL #{index + 1} does not parse: {exc}"
+            ) from exc
+    return crls
+
+
 def _bundle_window(secret: TrustBundleSecret) -> _Window:
     roots = _parse_chain(secret.trusted_ca_pem, f"{secret.name} trust bundle")
+    crls = _parse_crls(secret)
+    ends = [c.next_update_utc for c in crls if c.next_update_utc is not None]
     return _Window(
-        min(c.not_valid_before_utc for c in roots), max(c.not_valid_after_utc for c in roots)
+        min(c.not_valid_before_utc for c in roots),
+        max(c.not_valid_after_utc for c in roots),
+        crls_from=max((c.last_update_utc for c in crls), default=None),
+        crls_until=min(ends, default=None),
     )
 
 
@@ -126,6 +145,15 @@ class SecretValidator:
             raise SecretValidationError(
                 f"{secret.name}: a certificate in the chain is not valid before "
                 f"{window.valid_from.isoformat()}"
+            )
+        # Envoy refuses every chain a CRL covers while that CRL is expired or not yet valid.
+        if window.crls_until is not None and now >= window.crls_until:
+            raise SecretValidationError(
+                f"{secret.name}: a CRL expired (nextUpdate {window.crls_until.isoformat()})"
+            )
+        if window.crls_from is not None and now < window.crls_from:
+            raise SecretValidationError(
+                f"{secret.name}: a CRL is not valid before {window.crls_from.isoformat()}"
             )
 
 

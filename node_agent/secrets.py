@@ -47,20 +47,38 @@ class TlsCertificateSecret:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrustBundleSecret:
-    """Trusted CA certificates (concatenated PEM)."""
+    """Trusted CA certificates (concatenated PEM), optionally with the CAs' CRLs.
+
+    Attributes:
+        crls_der: DER CRLs peers' chains are checked against (none: no revocation check).
+        crl_leaf_only: check only the leaf against the CRLs (when not every root in the
+            bundle has one); otherwise every certificate of a chain is checked.
+    """
 
     name: str
     trusted_ca_pem: bytes
     root_fingerprints: tuple[str, ...]
     not_after: datetime
+    crls_der: tuple[bytes, ...] = ()
+    crl_leaf_only: bool = False
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.trusted_ca_pem).hexdigest()
+        if not self.crls_der:
+            return hashlib.sha256(self.trusted_ca_pem).hexdigest()
+        digest = hashlib.sha256(self.trusted_ca_pem)
+        for der in self.crls_der:
+            digest.update(hashlib.sha256(der).digest())
+        digest.update(b"leaf" if self.crl_leaf_only else b"chain")
+        return digest.hexdigest()
 
     def describe(self) -> str:
         short = ",".join(fp[:16] for fp in self.root_fingerprints)
-        return f"{self.name}: {len(self.root_fingerprints)} root(s) [{short}]"
+        crls = ""
+        if self.crls_der:
+            scope = "leaf" if self.crl_leaf_only else "chain"
+            crls = f", {len(self.crls_der)} CRL(s) checked on the {scope}"
+        return f"{self.name}: {len(self.root_fingerprints)} root(s) [{short}]{crls}"
 
 
 Secret = TlsCertificateSecret | TrustBundleSecret

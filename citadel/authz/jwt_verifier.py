@@ -134,6 +134,8 @@ def _split(token: str, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
         raise TypeError("token must be a str")
     if len(token) > max_bytes or len(token.encode("utf-8", "surrogatepass")) > max_bytes:
         raise TokenTooLargeError(f"token is larger than {max_bytes} bytes")
+    if not token.isascii():
+        raise TokenMalformedError("token must be ASCII (JWS compact serialization)")
     parts = token.split(".")
     if len(parts) != 3 or not all(parts[:2]):
         raise TokenMalformedError("token must have three dot-separated parts (JWS compact)")
@@ -172,9 +174,15 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
                 f"claim {name!r} is required" if required else f"claim {name!r} is null"
             )
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenClaimError(f"claim {name!r} must be a number")
-    return float(value)
+    try:
+        number = float(value)  # an integer of hundreds of digits does not fit
+    except OverflowError as exc:
+        raise TokenClaimError(f"claim {name!r} is out of range") from exc
+    if not math.isfinite(number):
+        raise TokenClaimError(f"claim {name!r} must be a number")
+    return number
 
 
 def _audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:

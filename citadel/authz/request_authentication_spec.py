@@ -81,8 +81,13 @@ def _jwks_spec(fields: dict[str, Node], node: Node, base_dir: Path) -> JwksSpec:
         return JwksSpec(file=_file_path(fields["jwksFile"], base_dir), format=fmt)
     uri_node = fields["jwksUri"]
     uri = uri_node.string()
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = valid and (parts.port or 0) >= 0  # reading port checks it
+    except ValueError:  # a malformed bracketed host or port
+        valid = False
+    if not valid:
         uri_node.fail("must be an http(s) URL with a host")
     return JwksSpec(uri=uri, format=fmt, refresh_interval=refresh, ca_file=ca_file)
 

@@ -160,6 +160,11 @@ class CaLifecycle:
         """For the mTLS authenticator: revoked, or signed by a revoked intermediate."""
         return self.revocations.is_certificate_revoked(cert)
 
+    @property
+    def revocations_loaded_at(self) -> datetime | None:
+        """When the revocation index was last loaded (None before :meth:`start`)."""
+        return self.revocations.loaded_at
+
     def bundle_version(self) -> str:
         return bundle_version(self.ca.issuer.trust_bundle().x509_authorities)
 

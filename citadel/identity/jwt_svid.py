@@ -376,7 +376,7 @@ def _header_checks(header: Mapping[str, Any]) -> tuple[str, str]:
             f"JWT header member {extra[0][:32]!r} is not allowed (only alg, kid and typ)"
         )
     typ = header.get("typ")
-    if typ is not None and typ not in _TYPES:
+    if typ is not None and (not isinstance(typ, str) or typ not in _TYPES):
         raise InvalidJwtSvidError("JWT 'typ' must be 'JWT' or 'JOSE'")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
@@ -390,10 +390,16 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> datetime | None:
         if name in claims:
             raise InvalidJwtSvidError(f"JWT claim '{name}' must be a number")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidJwtSvidError(f"JWT claim '{name}' must be a number")
     try:
-        return datetime.fromtimestamp(value, UTC)
+        number = float(value)  # an integer of hundreds of digits does not fit
+    except OverflowError as exc:
+        raise InvalidJwtSvidError(f"JWT claim '{name}' is out of range") from exc
+    if not math.isfinite(number):
+        raise InvalidJwtSvidError(f"JWT claim '{name}' must be a number")
+    try:
+        return datetime.fromtimestamp(number, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise InvalidJwtSvidError(f"JWT claim '{name}' is out of range") from exc
 
@@ -481,7 +487,7 @@ def validate_jwt_svid(
     expiry = _numeric_date(claims, "exp")
     if expiry is None:
         raise JwtSvidExpiredError("JWT has no 'exp' claim")
-    if at >= expiry + leeway:
+    if at - leeway >= expiry:  # not expiry + leeway: that overflows for year-9999 dates
         raise JwtSvidExpiredError(f"JWT-SVID expired at {expiry.isoformat()}")
     not_before = _numeric_date(claims, "nbf")
     if not_before is not None and at + leeway < not_before:

@@ -15,7 +15,7 @@ import click
 from prometheus_client import disable_created_metrics
 
 from citadel.ca.config import CaConfig
-from citadel.ca.context import open_ca
+from citadel.ca.lifecycle import open_serving_ca
 from citadel.cli_params import POSITIVE_DURATION, DurationType
 from citadel.cli_settings import settings_of
 from citadel.k8s.client import KubeClientSettings, in_cluster_settings
@@ -31,11 +31,13 @@ from citadel.server.config import (
 )
 from citadel.server.config_file import load_server_config
 from citadel.server.errors import ServerConfigError
+from citadel.server.leader_config import LEADER_BACKENDS
 from citadel.server.logging_setup import configure_server_logging
 from citadel.server.metrics import ServerMetrics
 from citadel.server.metrics_http import MetricsEndpoint, start_metrics_endpoint
 from citadel.server.rate_limit import RateLimit
 from citadel.server.ready_file import remove_ready_file, write_ready_file
+from citadel.server.replica import ReplicaServices
 from citadel.server.shutdown import StopSignal
 
 __all__ = ["run_in_process", "serve_command"]
@@ -47,13 +49,18 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 def run_in_process(server_config: ServerConfig, ca_config: CaConfig) -> int:
     """Serve with a single worker in this process until SIGTERM/SIGINT."""
     stop = StopSignal().install()
-    ca = open_ca(ca_config, init_if_missing=True)
+    ca = open_serving_ca(ca_config, plugin_dir=server_config.plugin_ca_dir)
     endpoint: MetricsEndpoint | None = None
     try:
         metrics = ServerMetrics()
         server = CaServer(ca=ca, config=server_config, metrics=metrics)
+        services = ReplicaServices(
+            ca=ca, config=server_config, metrics=metrics, server_issuer=server.issuer
+        )
+        server.attach_lifecycle(services.lifecycle)
         ports = server.start()
         try:
+            services.start()
             if server_config.metrics_listen is not None:
                 endpoint = start_metrics_endpoint(server_config.metrics_listen, metrics.registry)
             if server_config.ready_file is not None:
@@ -67,7 +74,10 @@ def run_in_process(server_config: ServerConfig, ca_config: CaConfig) -> int:
                 )
             stop.wait()
         finally:
-            server.stop()
+            try:
+                services.stop()  # step down first: another replica takes over at once
+            finally:
+                server.stop()
     finally:
         if endpoint is not None:
             endpoint.close()
@@ -186,10 +196,18 @@ def build_server_config(config_file: Path | None, options: dict[str, Any]) -> Se
     for key in ("workers", "ready_file", "serving_cert_ttl", "grace"):
         if options[key] is not None:
             overrides[key] = options[key]
+    if options.get("plugin_ca_dir") is not None:
+        overrides["plugin_ca_dir"] = options["plugin_ca_dir"]
     if options["dns_name"]:
         overrides["dns_names"] = options["dns_name"]
     if options["join_tokens"] is not None:
         overrides["join_tokens"] = options["join_tokens"]
+    if options.get("automatic_rotation") is not None:
+        overrides["automatic_rotation"] = options["automatic_rotation"]
+    if options.get("leader_election") is not None:
+        overrides["leader_election"] = replace(
+            base.leader_election, backend=options["leader_election"]
+        )
     overrides["global_limit"] = _limit(options["rate"], options["burst"], base.global_limit)
     overrides["identity_limit"] = _limit(
         options["identity_rate"], options["identity_burst"], base.identity_limit
@@ -240,6 +258,13 @@ _DURATION = DurationType()
     help="Write {port, mtls_port, metrics_port, pid} here once serving.",
 )
 @click.option("--dns-name", multiple=True, help="DNS SAN of the serving certificate (repeat).")
+@click.option(
+    "--plugin-ca-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A plug-in CA directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, "
+    "optional ca-crl.pem): installed before serving and watched for changes.",
+)
 @click.option("--serving-cert-ttl", type=POSITIVE_DURATION, default=None)
 @click.option("--grace", type=_DURATION, default=None, help="Shutdown grace period.")
 @click.option("--rate", type=float, default=None, help="Global CSR rate (/s); 0 disables.")
@@ -247,6 +272,18 @@ _DURATION = DurationType()
 @click.option("--identity-rate", type=float, default=None, help="Per-identity rate; 0 disables.")
 @click.option("--identity-burst", type=click.IntRange(1), default=None)
 @click.option("--join-tokens/--no-join-tokens", default=None)
+@click.option(
+    "--leader-election",
+    type=click.Choice(LEADER_BACKENDS),
+    default=None,
+    help="Who elects the replica that runs the singleton jobs: a lock row in the CA database "
+    "or a Kubernetes Lease [default: database].",
+)
+@click.option(
+    "--automatic-rotation/--no-automatic-rotation",
+    default=None,
+    help="The elected leader rotates the root and intermediate on schedule [default: on].",
+)
 @click.option(
     "--trusted-agent",
     multiple=True,
@@ -291,7 +328,7 @@ def serve_command(
     if server_config.workers == 1:
         code = run_in_process(server_config, ca_config)
     else:
-        open_ca(ca_config, init_if_missing=True).close()
+        open_serving_ca(ca_config, plugin_dir=server_config.plugin_ca_dir).close()
         from citadel.server.supervisor import run_supervisor
 
         code = run_supervisor(server_config, ca_config, level)

@@ -65,16 +65,22 @@ def _revocation_check(store: CertificateLookup) -> Callable[[x509.Certificate], 
 
 
 def _kubernetes(
-    config: KubernetesAuthConfig, trust_domain: TrustDomain, clock: Clock, metrics: ServerMetrics
+    config: KubernetesAuthConfig,
+    trust_domain: TrustDomain,
+    clock: Clock,
+    metrics: ServerMetrics,
+    concurrency: int,
 ) -> tuple[KubernetesJwtAuthenticator, TokenReviewClient]:
     throttle = BlockingThrottle(
         config.throttle_limit,
         max_wait=config.max_wait,
         on_throttled=metrics.record_token_review_throttled,
     )
-    client = TokenReviewClient(
-        build_configuration(config.api), timeout=config.timeout, throttle=throttle
-    )
+    configuration = build_configuration(config.api)
+    # One kept-alive connection per serving thread: a smaller pool (the client's default is
+    # 5 per CPU) makes a mass start open and drop a connection (a TLS handshake) per review.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, concurrency)
+    client = TokenReviewClient(configuration, timeout=config.timeout, throttle=throttle)
     authenticator = KubernetesJwtAuthenticator(
         reviewer=client,
         trust_domain=trust_domain,
@@ -142,7 +148,9 @@ def build_csr_service(
             )
         )
     if config.kubernetes is not None:
-        kube, client = _kubernetes(config.kubernetes, trust_domain, clock, metrics)
+        kube, client = _kubernetes(
+            config.kubernetes, trust_domain, clock, metrics, concurrency=config.threads
+        )
         authenticators.append(kube)
         closers.append(client.close)
     if config.oidc is not None:

@@ -18,6 +18,7 @@ from citadel.identity.spiffe_id import SpiffeId
 from citadel.k8s.client import KubeClientSettings
 from citadel.server.errors import ServerConfigError
 from citadel.server.impersonation import parse_prefix
+from citadel.server.leader_config import LeaderElectionConfig
 from citadel.server.rate_limit import RateLimit
 
 __all__ = [
@@ -77,20 +78,27 @@ class KubernetesAuthConfig:
         cluster_id: when set, a ``clusterid`` header naming another cluster is refused.
         issuers: the cluster's service-account token issuers; when set, JWTs from other
             issuers are left to the OIDC authenticator.
-        qps, burst: client-side limit on TokenReview calls.
-        max_cache_ttl: positive reviews are cached until the token's exp, at most this.
+        qps, burst: client-side limit on TokenReview calls, per server process. Generous by
+            default: a mass start (thousands of pods at once, each with its own token) must
+            not be throttled here; the API server has its own priority and fairness.
+        max_cache_ttl, max_cache_entries: positive reviews are cached (by the token's
+            SHA-256) until the token's exp, at most this long; the least recently used
+            beyond the count are forgotten.
+        publish_root_cert: the elected leader keeps the ``istio-ca-root-cert`` ConfigMap in
+            every namespace (see :mod:`citadel.k8s.root_cert_controller`).
     """
 
     api: KubeClientSettings
     audiences: tuple[str, ...] = ("istio-ca",)
     cluster_id: str | None = None
     issuers: tuple[str, ...] = ()
-    qps: float = 50.0
-    burst: int = 100
+    qps: float = 500.0
+    burst: int = 1000
     max_wait: timedelta = timedelta(seconds=1)
     timeout: timedelta = timedelta(seconds=5)
     max_cache_ttl: timedelta = timedelta(minutes=5)
-    max_cache_entries: int = 4096
+    max_cache_entries: int = 16_384  # a mass start's worth of pods per replica
+    publish_root_cert: bool = False
 
     def __post_init__(self) -> None:
         if not self.audiences or not all(self.audiences):
@@ -156,6 +164,12 @@ class ServerConfig:
         node_agents: trusted node agent SPIFFE ID → SPIFFE ID prefixes it may request.
         global_limit / identity_limit: CSR rate limits (None = off). With several workers
             the global limit is divided between them.
+        leader_election: how replicas elect the one that runs the singleton jobs.
+        automatic_rotation: the leader runs the rotation schedule (turn it off when the
+            replicas do not share a writable key directory, e.g. keys from a Secret).
+        authority_watch_interval: how often every replica looks for authority changes
+            (a rotation by another replica or the CLI) and reloads its issuer.
+        plugin_ca_dir: a plug-in CA directory, installed before serving and watched.
     """
 
     listen: str = DEFAULT_LISTEN
@@ -176,6 +190,10 @@ class ServerConfig:
     node_agents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     global_limit: RateLimit | None = DEFAULT_GLOBAL_LIMIT
     identity_limit: RateLimit | None = DEFAULT_IDENTITY_LIMIT
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+    automatic_rotation: bool = True
+    authority_watch_interval: timedelta = timedelta(seconds=3)
+    plugin_ca_dir: Path | None = None
 
     def __post_init__(self) -> None:
         for address in (self.listen, self.mtls_listen, self.metrics_listen):
@@ -191,6 +209,12 @@ class ServerConfig:
             raise ServerConfigError("grace must not be negative")
         if not 16 * 1024 <= self.max_receive_bytes <= 4 * 1024 * 1024:
             raise ServerConfigError("max_receive_bytes must be between 16 KiB and 4 MiB")
+        if self.leader_election.backend == "kubernetes" and self.kubernetes is None:
+            raise ServerConfigError(
+                "leader_election.backend kubernetes needs the kubernetes section (API server)"
+            )
+        if not timedelta(0) < self.authority_watch_interval <= timedelta(minutes=10):
+            raise ServerConfigError("authority_watch_interval must be between 0 and 10m")
         self.agent_grants()
 
     def agent_grants(self) -> dict[SpiffeId, tuple[SpiffeId, ...]]:

@@ -20,9 +20,10 @@ Every key is optional; unknown keys are errors (a typo must not silently disable
       audiences: [istio-ca]
       cluster_id: Kubernetes
       issuers: [https://kubernetes.default.svc.cluster.local]
-      qps: 50
-      burst: 100
+      qps: 500                           # per process; a mass start must not wait here
+      burst: 1000
       cache_ttl: 5m
+      publish_root_cert: true            # the leader keeps istio-ca-root-cert in namespaces
     oidc:
       issuer: https://accounts.example.com
       audiences: [citadel]
@@ -31,6 +32,16 @@ Every key is optional; unknown keys are errors (a typo must not silently disable
       algorithms: [ES256, RS256]
     node_agents:
       spiffe://cluster.local/ns/istio-system/sa/ztunnel: [spiffe://cluster.local/ns/apps]
+    leader_election:                     # who runs the singleton jobs (rotation, ConfigMaps)
+      backend: database                  # a lock row in the CA database; or: kubernetes (Lease)
+      lease_duration: 15s
+      renew_deadline: 10s
+      retry_period: 2s
+      name: citadel-leader
+      namespace: citadel-system          # kubernetes only; default: the pod's namespace
+    automatic_rotation: true             # the leader runs the rotation schedule
+    authority_watch_interval: 3s         # every replica reloads rotated authorities this often
+    plugin_ca_dir: /etc/cacerts          # a plug-in CA directory, installed and watched
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from citadel.k8s.client import KubeClientSettings, in_cluster_settings
 from citadel.k8s.errors import KubeConfigError
 from citadel.server.config import KubernetesAuthConfig, OidcAuthConfig, ServerConfig
 from citadel.server.errors import ServerConfigError
+from citadel.server.leader_config import LeaderElectionConfig
 from citadel.server.rate_limit import RateLimit
 
 __all__ = ["MAX_CONFIG_BYTES", "load_server_config", "server_config_from_mapping"]
@@ -57,10 +69,15 @@ _TOP = {
     "listen", "mtls_listen", "metrics_listen", "workers", "dns_names", "serving_cert_ttl",
     "grace", "threads", "max_concurrent_rpcs", "rate_limit", "identity_rate_limit",
     "join_tokens", "mtls_authentication", "kubernetes", "oidc", "node_agents",
+    "leader_election", "automatic_rotation", "authority_watch_interval", "plugin_ca_dir",
 }  # fmt: skip
 _KUBE = {
     "api_server", "in_cluster", "token_file", "ca_file", "audiences", "cluster_id", "issuers",
-    "qps", "burst", "cache_ttl", "timeout",
+    "qps", "burst", "cache_ttl", "timeout", "publish_root_cert",
+}  # fmt: skip
+_LEADER = {
+    "backend", "lease_duration", "renew_deadline", "retry_period", "name", "namespace",
+    "identity",
 }  # fmt: skip
 _OIDC = {
     "issuer", "audiences", "jwks_file", "jwks_url", "jwks_ca_file", "refresh",
@@ -174,6 +191,7 @@ def _kubernetes(section: Mapping[str, Any]) -> KubernetesAuthConfig:
         "burst": r.integer("burst"),
         "max_cache_ttl": r.duration("cache_ttl"),
         "timeout": r.duration("timeout"),
+        "publish_root_cert": r.flag("publish_root_cert"),
     }
     return KubernetesAuthConfig(api=api, **{k: v for k, v in options.items() if v is not None})
 
@@ -198,6 +216,20 @@ def _oidc(section: Mapping[str, Any]) -> OidcAuthConfig:
         audiences=audiences,
         **{k: v for k, v in options.items() if v is not None},
     )
+
+
+def _leader_election(section: Mapping[str, Any]) -> LeaderElectionConfig:
+    r = _Reader(section, "leader_election", _LEADER)
+    options: dict[str, Any] = {
+        "backend": r.text("backend"),
+        "lease_duration": r.duration("lease_duration"),
+        "renew_deadline": r.duration("renew_deadline"),
+        "retry_period": r.duration("retry_period"),
+        "name": r.text("name"),
+        "namespace": r.text("namespace"),
+        "identity": r.text("identity"),
+    }
+    return LeaderElectionConfig(**{k: v for k, v in options.items() if v is not None})
 
 
 def _node_agents(section: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -231,6 +263,9 @@ def server_config_from_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
         ("grace", r.duration("grace")),
         ("join_tokens", r.flag("join_tokens")),
         ("mtls_authentication", r.flag("mtls_authentication")),
+        ("automatic_rotation", r.flag("automatic_rotation")),
+        ("authority_watch_interval", r.duration("authority_watch_interval")),
+        ("plugin_ca_dir", r.path("plugin_ca_dir")),
     ):
         if value is not None:
             fields[key] = value
@@ -244,6 +279,9 @@ def server_config_from_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
     oidc = r.mapping("oidc")
     if oidc is not None:
         fields["oidc"] = _oidc(oidc)
+    leader = r.mapping("leader_election")
+    if leader is not None:
+        fields["leader_election"] = _leader_election(leader)
     agents = r.mapping("node_agents")
     if agents is not None:
         fields["node_agents"] = _node_agents(agents)

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from citadel.server.config import ListenAddress, ServerConfig
 from citadel.server.errors import ServerConfigError
+from citadel.server.read_deadline import DEFAULT_REQUEST_READ_TIMEOUT, ReadDeadlineInterceptor
 from citadel.server.servicer import SERVICE_NAME, IstioCertificateServicer, add_to_server
 from citadel.server.serving_cert import ServingCertificate
 
@@ -58,12 +59,18 @@ class CsrServer:
         self._executor = futures.ThreadPoolExecutor(
             max_workers=config.threads, thread_name_prefix="citadel-grpc"
         )
+        # Stalled clients: each call must deliver its request within a deadline (else it is
+        # cancelled and its thread freed), and one connection may hold at most half the
+        # threads, so a single client cannot take them all even for that long.
+        self.read_deadlines = ReadDeadlineInterceptor(DEFAULT_REQUEST_READ_TIMEOUT)
         self._server = grpc.server(
             self._executor,
+            interceptors=[self.read_deadlines],
             options=[
                 ("grpc.max_receive_message_length", config.max_receive_bytes),
                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
                 ("grpc.so_reuseport", 1 if so_reuseport else 0),
+                ("grpc.max_concurrent_streams", max(1, config.threads // 2)),
             ],
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         )

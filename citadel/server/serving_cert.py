@@ -196,10 +196,20 @@ class ServingCertificate:
         """
         if not self.renewal_due():
             return False
+        self.renew()
+        return True
+
+    def renew(self) -> ServingMaterial:
+        """Issue a new certificate now (after a rotation: sign with the new authority, so
+        the serving chain keeps verifying once the old root leaves the bundle).
+
+        Raises:
+            ServingCertificateError: the certificate cannot be issued (the old one stays).
+        """
         with self._lock:
             current = self.current()
             self._material = self._issue(current.version + 1)
-        return True
+            return self._material
 
     # --- gRPC credentials -------------------------------------------------------------------
     def server_credentials(self, *, require_client_auth: bool) -> grpc.ServerCredentials:

@@ -16,6 +16,7 @@ from citadel.server.ca_server import CaServer
 from citadel.server.config import ServerConfig
 from citadel.server.grpc_server import BoundPorts
 from citadel.server.logging_setup import configure_server_logging
+from citadel.server.replica import ReplicaServices
 from citadel.server.shutdown import StopSignal
 
 __all__ = ["WorkerSpec", "worker_main"]
@@ -38,6 +39,8 @@ def worker_main(spec: WorkerSpec, ready: Connection) -> None:
     configure_server_logging(spec.log_level, worker=spec.index)
     stop = StopSignal().install()
     try:
+        # The supervisor installed any plug-in CA directory before starting the workers;
+        # each worker's lifecycle watches it (installs take the rotation lock, one at a time).
         ca = open_ca(spec.ca)
     except CitadelError as exc:
         ready.send(("failed", f"cannot open the CA: {exc.message}"))
@@ -52,7 +55,12 @@ def worker_main(spec: WorkerSpec, ready: Connection) -> None:
             ports=spec.ports,
             write_lock_file=lock_file,
         )
+        services = ReplicaServices(
+            ca=ca, config=spec.server, metrics=server.metrics, server_issuer=server.issuer
+        )
+        server.attach_lifecycle(services.lifecycle)
         server.start()
+        services.start()
     except CitadelError as exc:
         ca.close()
         ready.send(("failed", exc.message))
@@ -62,6 +70,7 @@ def worker_main(spec: WorkerSpec, ready: Connection) -> None:
     stop.wait()
     _log.info("worker %d stopping (grace %s)", spec.index, spec.server.grace)
     try:
+        services.stop()
         server.stop()
     finally:
         ca.close()

@@ -109,6 +109,8 @@ class IssuedCertificateRow(Base):
         Index("ix_issued_certificates_spiffe_id", "spiffe_id"),
         Index("ix_issued_certificates_not_after", "not_after"),
         Index("ix_issued_certificates_revoked_at", "revoked_at"),
+        # Leaves still valid under an authority (may it be retired?): migration 0003.
+        Index("ix_issued_certificates_issuer_not_after", "issuer_fingerprint", "not_after"),
     )
 
     serial_hex: Mapped[str] = mapped_column(String(MAX_SERIAL_BYTES), primary_key=True)

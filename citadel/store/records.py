@@ -18,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "AuditVerification",
     "AuthorityRecord",
+    "CertificateCount",
     "IssuanceInput",
     "IssuedCertificateRecord",
     "JoinTokenRecord",
@@ -98,6 +99,16 @@ class IssuedCertificateRecord:
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificateCount:
+    """How many stored certificates match a query, the latest ``not_after`` among them,
+    and the serials of the (at most a few) that expire last, latest first."""
+
+    count: int
+    last_not_after: datetime | None
+    latest_serials: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -111,6 +111,9 @@ class EntryIdentityService:
             else None
         )
         self._own_certificate = cache.subscribe(DEFAULT_CERTIFICATE, self._own_certificate_changed)
+        # ROOTCA follows the CA's roots and CRLs (node_agent.bundle_refresh): when it changes,
+        # sync now so Workload API bundles and CRLs follow within the same round.
+        self._trust = cache.subscribe(DEFAULT_ROOT, self._trust_changed)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,6 +130,7 @@ class EntryIdentityService:
         self.sync.stop()
         self._scheduler.cancel(EntrySvidManager.TASK)
         self._own_certificate.close()
+        self._trust.close()
         if self.workload_api is not None:
             await self.workload_api.stop()
         self.sds_resolver.close()
@@ -143,6 +147,10 @@ class EntryIdentityService:
 
     def _own_certificate_changed(self, name: str) -> None:
         if self.sync.last_sync is None:  # waiting for our first certificate: go now
+            self.sync.request_sync()
+
+    def _trust_changed(self, name: str) -> None:
+        if self.sync.last_sync is not None:
             self.sync.request_sync()
 
     def _configured_roots(self) -> tuple[x509.Certificate, ...]:

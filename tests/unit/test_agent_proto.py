@@ -41,7 +41,18 @@ def test_service_is_citadel_agent_v1_agentservice_with_its_four_methods() -> Non
         ("X509SVIDResult", {"entry_id": 1, "cert_chain": 2, "status": 3}),
         ("NewJWTSVIDRequest", {"entry_id": 1, "spiffe_id": 2, "audiences": 3}),
         ("NewJWTSVIDResponse", {"token": 1, "expires_at": 2, "spiffe_id": 3}),
-        ("GetBundleResponse", {"trust_domain": 1, "spiffe_bundle_json": 2, "crls": 3}),
+        ("GetBundleRequest", {"acknowledged_bundle_version": 1, "known_state": 2}),
+        (
+            "GetBundleResponse",
+            {
+                "trust_domain": 1,
+                "spiffe_bundle_json": 2,
+                "crls": 3,
+                "bundle_version": 4,
+                "state": 5,
+                "unchanged": 6,
+            },
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

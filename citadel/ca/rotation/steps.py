@@ -420,13 +420,7 @@ class AuthorityRotation:
         signers = [r for r in intermediates if r.state != "revoked"]
         if not signers:
             return LeafCount(0, None, ())
-        oldest = min(r.created_at for r in signers) - self._config.skew
-        return self._census.unexpired(
-            [r.fingerprint_sha256 for r in signers],
-            now=now,
-            not_after_bound=max(r.not_after for r in signers),
-            issued_since=max(oldest, now - self._config.max_ttl - self._config.skew),
-        )
+        return self._census.unexpired([r.fingerprint_sha256 for r in signers], now=now)
 
     def _refuse_or_note(
         self, what: str, count: LeafCount, force: bool, consequence: str

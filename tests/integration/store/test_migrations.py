@@ -54,7 +54,7 @@ def _schema_diff(engine: Engine) -> list[object]:
 def test_migrations_directory_is_found_next_to_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_upgrade_of_an_empty_database_builds_exactly_the_orm_schema(engine: Engine) -> None:

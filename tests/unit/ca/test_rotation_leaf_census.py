@@ -1,5 +1,4 @@
-"""Counting the valid leaves that hold an authority in place: the exact listing and, when
-the store holds more certificates than one listing returns, the audit-log scan."""
+"""Counting the valid leaves that hold an authority in place, with the indexed store query."""
 
 from __future__ import annotations
 
@@ -21,21 +20,12 @@ def ca(tmp_path: Path, clock: ManualClock) -> Iterator[LifecycleCa]:
         yield opened
 
 
-def _count(ca: LifecycleCa, census: LeafCensus, fingerprint: str) -> tuple[int, tuple[str, ...]]:
-    now = ca.clock.now()
-    found = census.unexpired(
-        [fingerprint],
-        now=now,
-        not_after_bound=now + timedelta(days=400),
-        issued_since=now - timedelta(days=3),
-    )
+def _count(ca: LifecycleCa, *fingerprints: str) -> tuple[int, tuple[str, ...]]:
+    found = LeafCensus(ca.repository).unexpired(fingerprints, now=ca.clock.now())
     return found.count, found.sample_serials
 
 
-@pytest.mark.parametrize("page_limit", [10_000, 3], ids=["listing", "audit scan"])
-def test_only_unexpired_unrevoked_leaves_of_the_issuer_count(
-    ca: LifecycleCa, page_limit: int
-) -> None:
+def test_only_unexpired_unrevoked_leaves_of_the_issuer_count(ca: LifecycleCa) -> None:
     old = ca.rotation.slots().signer
     ca.issue("expiring", ttl=timedelta(hours=1))
     ca.clock.advance(timedelta(hours=2))
@@ -46,24 +36,47 @@ def test_only_unexpired_unrevoked_leaves_of_the_issuer_count(
     ca.watcher.poll()
     for i in range(4):
         ca.issue(f"new{i}")  # the other issuer's leaves never count
-    count, samples = _count(
-        ca, LeafCensus(ca.repository, page_limit=page_limit), old.fingerprint_sha256
-    )
+    count, samples = _count(ca, old.fingerprint_sha256)
     assert count == 3
-    assert set(samples) <= {c.serial_hex for c in valid[1:]}
+    assert set(samples) == {c.serial_hex for c in valid[1:]}
 
 
-def test_the_audit_scan_finds_its_start_by_time(ca: LifecycleCa) -> None:
+def test_the_sample_ends_with_the_leaf_that_expires_last(ca: LifecycleCa) -> None:
+    signer = ca.rotation.slots().signer
+    short = [ca.issue(f"short{i}", ttl=timedelta(hours=1)) for i in range(3)]
+    last = ca.issue("long", ttl=timedelta(hours=5))
+    count, samples = _count(ca, signer.fingerprint_sha256)
+    assert count == 4
+    assert samples[-1] == last.serial_hex
+    assert len(samples) == 3 and set(samples[:-1]) <= {c.serial_hex for c in short}
+    found = LeafCensus(ca.repository).unexpired([signer.fingerprint_sha256], now=ca.clock.now())
+    assert found.last_not_after == last.leaf.not_valid_after_utc
+
+
+def test_leaves_expired_long_ago_do_not_count(ca: LifecycleCa) -> None:
     old = ca.rotation.slots().signer
     for i in range(6):
         ca.issue(f"old{i}", ttl=timedelta(hours=1))
     ca.clock.advance(timedelta(days=5))
     keep = ca.issue("keep")
-    census = LeafCensus(ca.repository, page_limit=2)
-    count, samples = _count(ca, census, old.fingerprint_sha256)
-    assert (count, samples) == (1, (keep.serial_hex,))
+    assert _count(ca, old.fingerprint_sha256) == (1, (keep.serial_hex,))
 
 
-def test_an_unknown_issuer_has_no_leaves(ca: LifecycleCa) -> None:
+def test_several_issuers_are_counted_together(ca: LifecycleCa) -> None:
+    old = ca.rotation.slots().signer
+    ca.issue("a")
+    ca.rotation.prepare(Slot.INTERMEDIATE)
+    ca.rotation.activate(Slot.INTERMEDIATE)
+    ca.watcher.poll()
+    new = ca.rotation.slots().signer
+    ca.issue("b")
+    assert _count(ca, old.fingerprint_sha256)[0] == 1
+    assert _count(ca, old.fingerprint_sha256, new.fingerprint_sha256)[0] == 2
+
+
+@pytest.mark.parametrize(
+    "issuers", [(), ("0" * 64,), ("x" * 5000,)], ids=["none", "unknown", "oversized"]
+)
+def test_no_or_unknown_issuers_have_no_leaves(ca: LifecycleCa, issuers: tuple[str, ...]) -> None:
     ca.issue()
-    assert _count(ca, LeafCensus(ca.repository), "0" * 64) == (0, ())
+    assert _count(ca, *issuers) == (0, ())
