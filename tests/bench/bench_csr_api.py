@@ -8,10 +8,10 @@ intermediate made by Citadel's own templates:
   and its audit row committed to SQLite before the answer), ``--workers`` processes.
 * cfssl: ``cfssl serve`` with ``-tls-cert``, ``POST /api/v1/cfssl/sign`` (no database).
 
-The load comes from separate processes (``--loaders``), each running blocking clients in
-threads (one gRPC channel or one keep-alive HTTPS connection per thread), so that
-``in flight`` requests are outstanding at all times. Requests that start inside the
-measurement window count; latency is client-side, per request.
+The load comes from separate processes (``--loaders``, see :mod:`tests.bench.load`), each
+running blocking clients in threads (one gRPC channel or one keep-alive HTTPS connection per
+thread), so that ``in flight`` requests are outstanding at all times. Requests that start
+inside the measurement window count; latency is client-side, per request.
 
     python -m tests.bench.bench_csr_api [--inflight 8,64] [--workers 2] [--seconds 6]
 
@@ -21,23 +21,16 @@ Targets: citadel >= 0.6x cfssl's requests/s, and p99 <= 10 ms at 8 in flight.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import multiprocessing
 import os
 import signal
 import socket
-import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
@@ -48,224 +41,44 @@ from citadel.identity.keys import KeyType, generate_private_key, private_key_to_
 from citadel.identity.pem import certificates_to_pem
 from citadel.identity.spiffe_id import SpiffeId, TrustDomain
 from citadel.identity.x509_templates import CaSpec, LeafSpec, ca_builder, leaf_builder
+from tests.bench.load import (
+    LoadResult,
+    LoadSpec,
+    Measurement,
+    load_process,
+    measure,
+    process_cpu_seconds,
+    process_tree,
+)
+from tests.fakes.kube_api_server import FakeKubeApiServer, TokenReviewBook
+
+__all__ = [
+    "CITADEL",
+    "TRUST_DOMAIN",
+    "CitadelUnderTest",
+    "LoadResult",
+    "LoadSpec",
+    "Measurement",
+    "cfssl_ca",
+    "load_process",
+    "main",
+    "make_csrs",
+    "measure",
+    "start_cfssl",
+]
+
+# The load generator lives in tests.bench.load; these names stay importable from here.
+_process_cpu_seconds = process_cpu_seconds
+_descendants = process_tree
 
 TRUST_DOMAIN = TrustDomain("cluster.local")
 K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
+CA_API_TOKEN = "bench-ca-token"
 IDENTITIES = 64
 CSRS_PER_IDENTITY = 8
 RATIO_TARGET = 0.6
 P99_TARGET_MS = 10.0
 CITADEL = str(Path(sys.executable).with_name("citadel"))
-
-
-# --- load generation (runs in separate processes) -------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    kind: str  # "grpc" | "cfssl"
-    port: int
-    root_pem: bytes
-    payloads: list[tuple[str, str]]  # grpc: (token, csr_pem); cfssl: ("", json body)
-    threads: int
-    window_start: float  # wall-clock seconds
-    window_end: float
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    latencies: list[float]
-    errors: int
-    cpu_seconds: float
-    first_error: str
-
-
-def _grpc_worker(spec: LoadSpec, index: int, out: list[float], errors: list[str]) -> None:
-    import grpc
-
-    from citadel._proto import istio_ca_pb2, istio_ca_pb2_grpc
-
-    credentials = grpc.ssl_channel_credentials(root_certificates=spec.root_pem)
-    channel = grpc.secure_channel(
-        f"127.0.0.1:{spec.port}",
-        credentials,
-        options=[
-            ("grpc.ssl_target_name_override", "localhost"),
-            ("grpc.use_local_subchannel_pool", 1),
-        ],
-    )
-    stub = istio_ca_pb2_grpc.IstioCertificateServiceStub(channel)
-    mine = spec.payloads[index :: spec.threads] or spec.payloads
-    requests = [
-        (istio_ca_pb2.IstioCertificateRequest(csr=csr), (("authorization", f"Bearer {token}"),))
-        for token, csr in mine
-    ]
-    n = 0
-    while True:
-        started = time.time()
-        if started >= spec.window_end:
-            break
-        request, metadata = requests[n % len(requests)]
-        n += 1
-        t0 = time.perf_counter()
-        try:
-            answer = stub.CreateCertificate(request, metadata=metadata, timeout=30)
-            ok = len(answer.cert_chain) >= 2
-            if not ok:
-                errors.append("answer with a chain shorter than 2")
-        except grpc.RpcError as exc:
-            ok = False
-            errors.append(f"{exc.code()}: {exc.details()}")
-        elapsed = time.perf_counter() - t0
-        if ok and started >= spec.window_start:
-            out.append(elapsed)
-    channel.close()
-
-
-def _cfssl_worker(spec: LoadSpec, index: int, out: list[float], errors: list[str]) -> None:
-    context = ssl.create_default_context(cadata=spec.root_pem.decode())
-    connection = http.client.HTTPSConnection("localhost", spec.port, context=context, timeout=30)
-    bodies = [body.encode() for _, body in spec.payloads[index :: spec.threads] or spec.payloads]
-    headers = {"Content-Type": "application/json"}
-    n = 0
-    while True:
-        started = time.time()
-        if started >= spec.window_end:
-            break
-        body = bodies[n % len(bodies)]
-        n += 1
-        t0 = time.perf_counter()
-        try:
-            connection.request("POST", "/api/v1/cfssl/sign", body, headers)
-            response = connection.getresponse()
-            data = response.read()
-            ok = response.status == 200 and b'"success":true' in data
-            if not ok:
-                errors.append(f"HTTP {response.status}: {data[:120]!r}")
-        except (OSError, http.client.HTTPException) as exc:
-            ok = False
-            errors.append(repr(exc))
-            connection.close()
-        elapsed = time.perf_counter() - t0
-        if ok and started >= spec.window_start:
-            out.append(elapsed)
-    connection.close()
-
-
-def load_process(spec: LoadSpec, results: Queue[LoadResult]) -> None:
-    worker = _grpc_worker if spec.kind == "grpc" else _cfssl_worker
-    latencies: list[list[float]] = [[] for _ in range(spec.threads)]
-    errors: list[list[str]] = [[] for _ in range(spec.threads)]
-    cpu0 = time.process_time()
-    threads = [
-        threading.Thread(target=worker, args=(spec, i, latencies[i], errors[i]))
-        for i in range(spec.threads)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flat_errors = [e for chunk in errors for e in chunk]
-    results.put(
-        LoadResult(
-            latencies=[x for chunk in latencies for x in chunk],
-            errors=len(flat_errors),
-            cpu_seconds=time.process_time() - cpu0,
-            first_error=flat_errors[0] if flat_errors else "",
-        )
-    )
-
-
-# --- measurement ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measurement:
-    target: str
-    inflight: int
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    server_cpu_ms_per_request: float
-    loader_cpu_ms_per_request: float
-    first_error: str
-
-
-def _process_cpu_seconds(pids: Sequence[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return total
-
-
-def _descendants(pid: int) -> list[int]:
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found.extend(_descendants(int(child)))
-    return found
-
-
-def measure(
-    target: str,
-    kind: str,
-    port: int,
-    root_pem: bytes,
-    payloads: list[tuple[str, str]],
-    *,
-    inflight: int,
-    loaders: int,
-    warmup: float,
-    seconds: float,
-    server_pid: int,
-) -> Measurement:
-    context = multiprocessing.get_context("spawn")
-    results: Queue[LoadResult] = context.Queue()
-    loaders = max(1, min(loaders, inflight))
-    shares = [inflight // loaders + (1 if i < inflight % loaders else 0) for i in range(loaders)]
-    start = time.time() + 3.0  # time for the loader processes to start
-    window_start, window_end = start + warmup, start + warmup + seconds
-    processes = []
-    offset = 0
-    for share in shares:
-        spec = LoadSpec(
-            kind=kind, port=port, root_pem=root_pem,
-            payloads=payloads[offset:] + payloads[:offset], threads=share,
-            window_start=window_start, window_end=window_end,
-        )  # fmt: skip
-        offset += share
-        process = context.Process(target=load_process, args=(spec, results))
-        process.start()
-        processes.append(process)
-    pids = _descendants(server_pid)
-    time.sleep(max(0.0, window_start - time.time()))
-    cpu_before = _process_cpu_seconds(pids)
-    time.sleep(max(0.0, window_end - time.time()))
-    cpu_after = _process_cpu_seconds(pids)
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(30)
-    latencies = sorted(x for o in outcomes for x in o.latencies)
-    count = len(latencies)
-    errors = sum(o.errors for o in outcomes)
-    loader_cpu = sum(o.cpu_seconds for o in outcomes) * seconds / (seconds + warmup + 3)
-    return Measurement(
-        target=target,
-        inflight=inflight,
-        rate=count / seconds,
-        p50_ms=statistics.median(latencies) * 1000 if latencies else float("nan"),
-        p99_ms=latencies[min(count - 1, int(count * 0.99))] * 1000 if latencies else float("nan"),
-        errors=errors,
-        server_cpu_ms_per_request=(cpu_after - cpu_before) * 1000 / max(1, count),
-        loader_cpu_ms_per_request=loader_cpu * 1000 / max(1, count),
-        first_error=next((o.first_error for o in outcomes if o.first_error), ""),
-    )
 
 
 # --- the two servers -------------------------------------------------------------------------
@@ -381,22 +194,50 @@ def _token(account: str) -> str:
 
 
 class CitadelUnderTest:
-    def __init__(self, directory: Path, workers: int, extra: Sequence[str] = ()) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from tests.fakes.kube_api_server import FakeKubeApiServer
+    """``citadel serve`` with its TokenReviews answered by a loopback fake API server.
 
+    By default each server gets its own API server and a SQLite database in ``directory``.
+    Replicas share one: pass the ``api`` and its ``book``, a ``db_url`` and a ``keys_dir``
+    (linked as ``<data dir>/keys``, so they sign with the same authorities).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        workers: int,
+        extra: Sequence[str] = (),
+        *,
+        api: FakeKubeApiServer | None = None,
+        book: TokenReviewBook | None = None,
+        db_url: str | None = None,
+        keys_dir: Path | None = None,
+        metrics: bool = False,
+    ) -> None:
         self.directory = directory
-        self.api = FakeKubeApiServer(required_token="bench-ca-token").start()
-        self.book = self.api.serve_token_reviews()
+        self.owns_api = api is None
+        self.api = (
+            api if api is not None else FakeKubeApiServer(required_token=CA_API_TOKEN).start()
+        )
+        self.book = book if book is not None else self.api.serve_token_reviews()
         token_file = directory / "ca-token"
-        token_file.write_text("bench-ca-token")
+        token_file.write_text(CA_API_TOKEN)
         self.ready = directory / "ready.json"
         self.env = {**os.environ, "CITADEL_KEY_PASSPHRASE": "bench"}
         self.data = directory / "data"
+        self.db_url = db_url or f"sqlite:///{self.data / 'citadel.db'}"
+        if keys_dir is not None:
+            keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.data / "keys").symlink_to(keys_dir, target_is_directory=True)
+        global_options = ["--data-dir", str(self.data)]
+        if db_url is not None:
+            global_options += ["--db-url", db_url]
+        self.global_options = global_options
         log = (directory / "citadel.log").open("wb")
         self.process = subprocess.Popen(
-            [CITADEL, "--data-dir", str(self.data), "serve", "--workers", str(workers),
-             "--listen", "127.0.0.1:0", "--mtls-listen", "off", "--metrics-listen", "off",
+            [CITADEL, *global_options, "serve", "--workers", str(workers),
+             "--listen", "127.0.0.1:0", "--mtls-listen", "off",
+             "--metrics-listen", "127.0.0.1:0" if metrics else "off",
              "--rate", "0", "--identity-rate", "0", "--log-level", "warning",
              "--kube-api-server", self.api.url, "--kube-token-file", str(token_file),
              "--kube-issuer", K8S_ISSUER, "--ready-file", str(self.ready), *extra],
@@ -407,9 +248,11 @@ class CitadelUnderTest:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((directory / "citadel.log").read_text()[-2000:])
             time.sleep(0.1)
-        self.port = int(json.loads(self.ready.read_text())["port"])
+        ready = json.loads(self.ready.read_text())
+        self.port = int(ready["port"])
+        self.metrics_port: int | None = ready.get("metrics_port")
         roots = subprocess.run(
-            [CITADEL, "--data-dir", str(self.data), "bundle", "show"],
+            [CITADEL, *global_options, "bundle", "show"],
             capture_output=True, env=self.env, check=True, timeout=60,
         )  # fmt: skip
         self.root_pem = roots.stdout
@@ -426,12 +269,31 @@ class CitadelUnderTest:
             for pem in pems[j : j + 1]
         ]
 
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of this server's /metrics (0 when absent; needs ``metrics=True``)."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
     def stop(self) -> tuple[int, bool]:
+        """Stop the server (and its API server, if its own); count and verify the audit."""
         _stop(self.process)
-        self.api.stop()
+        if self.owns_api:
+            self.api.stop()
         from citadel.store.repository import Repository
 
-        repository = Repository.open(f"sqlite:///{self.data / 'citadel.db'}")
+        repository = Repository.open(self.db_url)
         try:
             issued = 0
             after = 0

@@ -170,11 +170,12 @@ def test_selectors_match_their_pod_templates(rendered: dict[str, list[dict[str, 
         ), f"{obj['kind']}/{obj['metadata']['name']} selects no pods"
 
 
-# Created outside the manifests: by the operator (database URL, passphrase) or by the CA
-# itself (the root ConfigMap it publishes into every namespace).
+# Created outside the manifests: by the operator (database URL, passphrase, the CA's encrypted
+# key files) or by the CA itself (the root ConfigMap it publishes into every namespace).
 EXTERNAL = {
     ("Secret", "citadel-db"),
     ("Secret", "citadel-key-passphrase"),
+    ("Secret", "citadel-ca-keys"),
     ("ConfigMap", "istio-ca-root-cert"),
 }
 
