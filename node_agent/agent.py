@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from citadel.identity.clock import Clock, SystemClock
-from node_agent.bundle_client import BundleClient, BundleEndpoint
+from node_agent.agent_api_channel import AgentApiEndpoint
+from node_agent.bundle_client import BundleClient
 from node_agent.bundle_refresh import BundleRefresher, BundleSource
 from node_agent.ca_client import CaClient, CaEndpoint
 from node_agent.cert_writer import CertWriter
@@ -24,7 +25,6 @@ from node_agent.credentials import (
     JoinTokenCredential,
     TokenFileCredential,
 )
-from node_agent.entries.client import AgentApiEndpoint
 from node_agent.entries.service import EntryIdentityService
 from node_agent.errors import SecretValidationError
 from node_agent.file_sources import FileSecretSources
@@ -107,7 +107,7 @@ class Agent:
         if config.ca.bundle_refresh is not None:
             if bundle_source is None:
                 self.bundle_client = BundleClient(
-                    BundleEndpoint(
+                    AgentApiEndpoint(
                         address=config.ca.mtls_address or config.ca.address,
                         server_name=config.ca.server_name,
                         timeout=config.ca.timeout,

@@ -45,7 +45,8 @@ from citadel.identity.clock import Clock
 from citadel.identity.errors import InvalidCertificateError
 from citadel.identity.pem import certificates_to_pem, load_certificates_pem
 from citadel.identity.spiffe_id import TrustDomain
-from node_agent.bundle_client import ChannelMaterial, FetchedBundle
+from node_agent.agent_api_channel import MtlsMaterial
+from node_agent.bundle_client import FetchedBundle
 from node_agent.errors import AgentError, BundleRejectedError, CaRejectedError, CaUnreachableError
 from node_agent.metrics import AgentMetrics
 from node_agent.rotation import BackoffPolicy, backoff_delay
@@ -69,14 +70,14 @@ OwnCertificate = Callable[[], TlsCertificateSecret | None]
 class BundleSource(Protocol):
     def fetch(
         self,
-        material: ChannelMaterial,
+        material: MtlsMaterial,
         *,
         trust_domain: TrustDomain,
         acknowledged_version: str = "",
         known_state: str = "",
     ) -> FetchedBundle | None: ...
 
-    def probe(self, material: ChannelMaterial) -> None: ...
+    def probe(self, material: MtlsMaterial) -> None: ...
 
 
 def _intermediates(own: TlsCertificateSecret) -> list[x509.Certificate]:
@@ -177,7 +178,7 @@ class BundleRefresher:
             return changed
 
     def _refresh(self, own: TlsCertificateSecret, now: datetime) -> bool:
-        material = ChannelMaterial(
+        material = MtlsMaterial(
             chain_pem=own.cert_chain_pem,
             key_pem=own.private_key_pem,
             roots_pem=self._trust.roots_pem() or self._trusted_pem(now),

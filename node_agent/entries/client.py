@@ -8,23 +8,18 @@ agent's certificate or the trusted roots change.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
-
 from citadel._proto import citadel_agent_pb2 as pb
-from citadel._proto import citadel_agent_pb2_grpc as pb_grpc
 from citadel.identity.bundle import TrustBundle
 from citadel.identity.errors import IdentityError, InvalidSpiffeIdError
 from citadel.identity.registration import RegistrationEntry
 from citadel.identity.selectors import Selector
 from citadel.identity.spiffe_id import SpiffeId, TrustDomain
+from node_agent.agent_api_channel import MAX_DETAIL, AgentApiChannel, AgentApiEndpoint, MtlsMaterial
 from node_agent.entries.errors import AgentApiResponseError
 from node_agent.entries.records import (
     BundleUpdate,
@@ -33,45 +28,12 @@ from node_agent.entries.records import (
     SvidAnswer,
     SvidOrder,
 )
-from node_agent.errors import CaRejectedError, CaUnreachableError, CredentialError
+from node_agent.errors import CredentialError
 
-__all__ = ["AgentApiClient", "AgentApiEndpoint", "MtlsMaterial", "entry_from_message"]
+__all__ = ["AgentApiClient", "entry_from_message"]
 
 _log = logging.getLogger(__name__)
-_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-MAX_DETAIL = 200
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AgentApiEndpoint:
-    """Where the CA's agent API is: its mTLS listener."""
-
-    address: str
-    server_name: str | None = None
-    timeout: timedelta = timedelta(seconds=10)
-
-    def __post_init__(self) -> None:
-        if not self.address:
-            raise ValueError("agent API address is empty")
-        if self.timeout <= timedelta(0):
-            raise ValueError("agent API timeout must be positive")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MtlsMaterial:
-    """The agent's certificate chain and key, and the roots it trusts the CA with (PEM)."""
-
-    chain_pem: bytes
-    key_pem: bytes = field(repr=False)
-    roots_pem: bytes
-
-    @property
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for part in (self.chain_pem, self.key_pem, self.roots_pem):
-            digest.update(hashlib.sha256(part).digest())
-        return digest.hexdigest()
 
 
 def entry_from_message(message: Any) -> RegistrationEntry:
@@ -93,39 +55,16 @@ def entry_from_message(message: Any) -> RegistrationEntry:
     )
 
 
-def _classify(
-    exc: grpc.RpcError, address: str, method: str
-) -> CaUnreachableError | CaRejectedError:
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = exc.details() if isinstance(exc, grpc.Call) else None
-    detail = (details or "").replace("\n", " ")[:MAX_DETAIL]
-    if code in _UNREACHABLE:
-        return CaUnreachableError(
-            f"CA agent API at {address} is unreachable ({code.name}: {detail})"
-        )
-    return CaRejectedError(
-        f"CA agent API at {address} refused {method} ({code.name}: {detail})", code=code.name
-    )
-
-
 class AgentApiClient:
     """Blocking calls to the agent API. Thread-safe."""
 
     def __init__(self, endpoint: AgentApiEndpoint, material: Callable[[], MtlsMaterial]) -> None:
         self.endpoint = endpoint
         self._material = material
-        self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
-        self._stub: Any = None
-        self._channel_key = ""
+        self._channel = AgentApiChannel(endpoint, max_response_bytes=MAX_RESPONSE_BYTES)
 
     def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = None
-            self._stub = None
-            self._channel_key = ""
+        self._channel.close()
 
     def _stub_now(self) -> Any:
         try:
@@ -134,35 +73,10 @@ class AgentApiClient:
             raise
         except Exception as exc:
             raise CredentialError(f"the agent's own certificate is not usable: {exc}") from exc
-        key = material.fingerprint
-        with self._lock:
-            if self._stub is None or key != self._channel_key:
-                if self._channel is not None:
-                    self._channel.close()
-                credentials = grpc.ssl_channel_credentials(
-                    root_certificates=material.roots_pem,
-                    private_key=material.key_pem,
-                    certificate_chain=material.chain_pem,
-                )
-                options: list[tuple[str, str | int]] = [
-                    ("grpc.enable_retries", 0),
-                    ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
-                ]
-                if self.endpoint.server_name:
-                    options.append(("grpc.ssl_target_name_override", self.endpoint.server_name))
-                self._channel = grpc.secure_channel(self.endpoint.address, credentials, options)
-                self._stub = pb_grpc.AgentServiceStub(self._channel)
-                self._channel_key = key
-            return self._stub
+        return self._channel.stub(material)
 
     def _invoke(self, method: str, request: Any) -> Any:
-        stub = self._stub_now()
-        try:
-            return getattr(stub, method)(
-                request, timeout=self.endpoint.timeout.total_seconds(), wait_for_ready=False
-            )
-        except grpc.RpcError as exc:
-            raise _classify(exc, self.endpoint.address, method) from exc
+        return self._channel.call(self._stub_now(), method, request)
 
     # --- RPCs ---------------------------------------------------------------------------
     def sync_entries(self, since_revision: int) -> EntryUpdate:

@@ -27,7 +27,8 @@ from citadel.identity.pem import (
     load_certificates_pem,
 )
 from citadel.identity.spiffe_id import SpiffeId
-from node_agent.entries.client import AgentApiClient, AgentApiEndpoint, MtlsMaterial
+from node_agent.agent_api_channel import AgentApiEndpoint, MtlsMaterial
+from node_agent.entries.client import AgentApiClient
 from node_agent.entries.entry_set import EntryDiff, EntrySet
 from node_agent.entries.identity_source import EntryIdentitySource
 from node_agent.entries.sds_resolver import EntrySdsResolver

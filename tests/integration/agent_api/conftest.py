@@ -23,7 +23,8 @@ from citadel.identity.selectors import parse_selectors
 from citadel.identity.spiffe_id import SpiffeId, TrustDomain
 from citadel.server.ca_server import CaServer
 from citadel.server.config import ServerConfig
-from node_agent.entries.client import AgentApiClient, AgentApiEndpoint, MtlsMaterial
+from node_agent.agent_api_channel import AgentApiEndpoint, MtlsMaterial
+from node_agent.entries.client import AgentApiClient
 
 TRUST_DOMAIN = TrustDomain("cluster.local")
 AGENT = SpiffeId.parse("spiffe://cluster.local/citadel/agent/node-1")

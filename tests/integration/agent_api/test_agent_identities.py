@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from citadel._proto import workload_pb2
 from citadel.identity.chain import verify_svid_chain
 from citadel.identity.pem import load_certificates_pem
-from node_agent.entries.client import AgentApiEndpoint
+from node_agent.agent_api_channel import AgentApiEndpoint
 from node_agent.entries.service import EntryIdentityService
 from node_agent.errors import UnknownResourceError
 from node_agent.scheduler import Scheduler

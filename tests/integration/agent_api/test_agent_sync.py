@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from citadel.identity.clock import ManualClock
-from node_agent.entries.client import AgentApiEndpoint
+from node_agent.agent_api_channel import AgentApiEndpoint
 from node_agent.entries.service import EntryIdentityService, EntrySettings
 from node_agent.errors import CaUnreachableError, CredentialError
 from node_agent.rotation import BackoffPolicy, backoff_delay

@@ -14,7 +14,8 @@ from citadel.identity.bundle import TrustBundle
 from citadel.identity.clock import ManualClock
 from citadel.identity.pem import certificate_fingerprint
 from citadel.identity.spiffe_id import TrustDomain
-from node_agent.bundle_client import ChannelMaterial, FetchedBundle
+from node_agent.agent_api_channel import MtlsMaterial
+from node_agent.bundle_client import FetchedBundle
 from node_agent.bundle_refresh import BundleRefresher
 from node_agent.errors import CaRejectedError, CaUnreachableError
 from node_agent.metrics import AgentMetrics
@@ -49,7 +50,7 @@ class FakeSource:
 
     def fetch(
         self,
-        material: ChannelMaterial,
+        material: MtlsMaterial,
         *,
         trust_domain: TrustDomain,
         acknowledged_version: str = "",
@@ -62,7 +63,7 @@ class FakeSource:
             raise item
         return item
 
-    def probe(self, material: ChannelMaterial) -> None:
+    def probe(self, material: MtlsMaterial) -> None:
         self.probes.append(material.roots_pem)
         if self.probe_error is not None:
             raise self.probe_error
