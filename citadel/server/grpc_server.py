@@ -130,6 +130,7 @@ class CsrServer:
         self._health.enter_graceful_shutdown()
         self._server.stop(seconds).wait(seconds + 5)
         self._executor.shutdown(wait=False)
+        self.read_deadlines.watchdog.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         return bool(self._server.wait_for_termination(timeout))

@@ -60,10 +60,23 @@ class ReadWatchdog:
         self._seq = itertools.count()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False
         self.cancelled = 0
 
     def now(self) -> float:
         return self._clock()
+
+    def close(self) -> None:
+        """Stop the thread (calls still armed are left alone); arming restarts it."""
+        with self._condition:
+            self._closing = True
+            self._condition.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(5)
+        with self._condition:
+            self._closing = False
+            self._heap.clear()
 
     def arm(
         self, cancel: Callable[[], None], describe: Callable[[], str], *, since: float
@@ -97,8 +110,10 @@ class ReadWatchdog:
 
     def _run(self) -> None:
         while True:
-            overdue: list[_Armed] = []
+            overdue: list[tuple[Callable[[], None], Callable[[], str]]] = []
             with self._condition:
+                if self._closing:
+                    return
                 while self._heap and not self._heap[0].active:
                     heapq.heappop(self._heap)
                 if not self._heap:
@@ -112,16 +127,16 @@ class ReadWatchdog:
                     armed = heapq.heappop(self._heap)
                     if armed.active:
                         armed.active = False
-                        overdue.append(armed)
-            for armed in overdue:
-                self.cancelled += 1
+                        overdue.append((armed.cancel, armed.describe))
+                        self.cancelled += 1
+            for cancel, describe in overdue:
                 _log.warning(
                     "%s: no request message within %.1fs; call cancelled",
-                    armed.describe(),
+                    describe(),
                     self._seconds,
                 )
                 try:
-                    armed.cancel()
+                    cancel()
                 except Exception:  # a call that ended meanwhile: nothing left to free
                     _log.debug("cancelling an overdue call failed", exc_info=True)
 

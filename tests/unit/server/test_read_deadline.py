@@ -111,3 +111,18 @@ def test_a_call_whose_message_never_comes_is_cancelled(served: _Server) -> None:
         assert unary(b"ok", timeout=5) == b"ok"
     finally:
         release.set()
+
+
+def test_closing_the_watchdog_stops_its_thread_and_arming_restarts_it() -> None:
+    watchdog = ReadWatchdog(timedelta(milliseconds=50))
+    first = threading.Event()
+    watchdog.arm(first.set, lambda: "a", since=watchdog.now())
+    assert first.wait(5)
+    thread = watchdog._thread
+    assert thread is not None and thread.is_alive()
+    watchdog.close()
+    assert not thread.is_alive()
+    again = threading.Event()
+    watchdog.arm(again.set, lambda: "b", since=watchdog.now())
+    assert again.wait(5)
+    watchdog.close()
