@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: run test lint typecheck unit protos bench clean
+.PHONY: run test protos bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ test: $(STAMP)
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py
 
+## bench: every benchmark, one table (tests/bench/results/bench.{json,png})
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m tests.bench
+
+## fuzz: every coverage-guided harness for 60 s each
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz --seconds 60
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
