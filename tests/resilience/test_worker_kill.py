@@ -94,3 +94,8 @@ def test_sigkill_of_a_worker_loses_no_issued_certificate(tmp_path: Path) -> None
     assert set(log.refusals) <= {"UNAVAILABLE", "CANCELLED", "DEADLINE_EXCEEDED"}, log.details
     assert "Audit chain OK" in audit_verify(data)
     assert "exited with -9; restarting" in serve.log()
+    print(
+        f"worker SIGKILL: {len(received)} certificates received ({killed_at} before the kill, "
+        f"{after_restart} after the replacement served), {len(audited)} audited, "
+        f"refusals {log.refusals or 'none'}"
+    )
