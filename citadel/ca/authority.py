@@ -85,13 +85,25 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
+def _common_name(base: str, tag: str) -> str:
+    """Rotated authorities add a short tag, so two generations never share an issuer name
+    (CRLs and chain building then always find the right one)."""
+    return f"{base} {tag}" if tag else base
+
+
 def new_root_certificate(
-    key: Key, *, trust_domain: TrustDomain, now: datetime, ttl: timedelta, skew: timedelta
+    key: Key,
+    *,
+    trust_domain: TrustDomain,
+    now: datetime,
+    ttl: timedelta,
+    skew: timedelta,
+    tag: str = "",
 ) -> x509.Certificate:
     """A self-signed root for ``trust_domain`` valid from ``now - skew`` for ``ttl``."""
     spec = CaSpec(
         trust_domain=trust_domain,
-        common_name=ROOT_COMMON_NAME,
+        common_name=_common_name(ROOT_COMMON_NAME, tag),
         public_key=key.public_key(),
         not_before=now - skew,
         not_after=now + ttl,
@@ -107,11 +119,12 @@ def new_intermediate_certificate(
     now: datetime,
     ttl: timedelta,
     skew: timedelta,
+    tag: str = "",
 ) -> x509.Certificate:
     """An intermediate that signs leaves only (path length 0), clamped to its parent's life."""
     spec = CaSpec(
         trust_domain=trust_domain,
-        common_name=INTERMEDIATE_COMMON_NAME,
+        common_name=_common_name(INTERMEDIATE_COMMON_NAME, tag),
         public_key=key.public_key(),
         not_before=max(now - skew, parent.not_before),
         not_after=min(now + ttl, parent.not_after),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from citadel.ca.authority import Authority
+from citadel.ca.authority import Authority, new_intermediate_certificate, new_root_certificate
 from citadel.ca.authority_errors import (
     AlreadyPreparedError,
     ExternalAuthorityError,
@@ -40,7 +40,6 @@ from citadel.ca.authority_records import (
 from citadel.ca.config import CaConfig
 from citadel.ca.errors import KeyManagerError
 from citadel.ca.keymanager.base import KeyManager
-from citadel.ca.rotation.certs import intermediate_certificate, root_certificate
 from citadel.ca.rotation.leaf_census import LeafCensus, LeafCount
 from citadel.ca.rotation.lock import RotationLock
 from citadel.ca.rotation.policy import RotationPolicy
@@ -154,7 +153,7 @@ class AuthorityRotation:
         key_id = new_key_id("intermediate", now)
         key = self._keys.generate_key(key_id, self._config.key_type)
         try:
-            cert = intermediate_certificate(
+            cert = new_intermediate_certificate(
                 key,
                 parent,
                 trust_domain=self._config.trust_domain,
@@ -204,7 +203,7 @@ class AuthorityRotation:
         try:
             root_key = self._keys.generate_key(root_id, config.key_type)
             created.append(root_id)
-            root_cert = root_certificate(
+            root_cert = new_root_certificate(
                 root_key,
                 trust_domain=config.trust_domain,
                 now=now,
@@ -214,7 +213,7 @@ class AuthorityRotation:
             )
             key = self._keys.generate_key(intermediate_id, config.key_type)
             created.append(intermediate_id)
-            cert = intermediate_certificate(
+            cert = new_intermediate_certificate(
                 key,
                 Authority(root_cert, root_key),
                 trust_domain=config.trust_domain,
